@@ -1,0 +1,72 @@
+# Outpost — `make demo` runs a local fleet, `make test` runs every check.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Node >= 22.19 is required. Where the system Node is older, `make setup` installs the
+# `node` package (24 LTS) from the npm registry into .tools/node and every target uses it.
+NODE_VERSION := 24.21.0
+TOOLS := $(CURDIR)/.tools
+SYSTEM_NODE_OK := $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=19)?0:1)' 2>/dev/null && echo yes)
+ifneq ($(SYSTEM_NODE_OK),yes)
+export PATH := $(TOOLS)/node/node_modules/.bin:$(PATH)
+NODE_TOOL := $(TOOLS)/node/node_modules/.bin/node
+endif
+# Go from .tools/go when scripts/ensure-go.sh had to install it.
+export PATH := $(PATH):$(TOOLS)/go/bin
+
+SETUP_STAMP := node_modules/.outpost-setup
+
+.PHONY: help setup build typecheck lint format test test-unit test-integration controlplane demo demo-down bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(NODE_TOOL):
+	@echo "system Node is older than 22.19: installing node@$(NODE_VERSION) into .tools/node"
+	mkdir -p $(TOOLS)/node
+	cd $(TOOLS)/node && echo '{"private":true}' > package.json && npm install --no-audit --no-fund --silent node@$(NODE_VERSION)
+
+$(SETUP_STAMP): package.json package-lock.json | $(NODE_TOOL)
+	@echo "node $$(node --version), npm $$(npm --version)"
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(SETUP_STAMP) ## Install Node (if needed) and the npm dependencies
+
+build: setup ## Type-check everything
+	npm run --silent build
+
+typecheck: setup
+	npm run --silent typecheck
+
+lint: setup ## ESLint (type-checked rules) and Prettier
+	npm run --silent lint
+
+format: setup ## Format the sources with Prettier
+	npm run --silent format
+
+controlplane: setup ## Build (once, cached) kube-apiserver, kube-controller-manager, kubectl and etcd
+	scripts/ensure-go.sh
+	bash test/controlplane/build.sh
+
+test-unit: setup ## Unit tests (no servers)
+	npm run --silent test:unit
+
+test-integration: controlplane ## Integration tests against real API servers
+	npm run --silent test:integration
+
+test: lint typecheck test-unit test-integration ## Everything CI runs
+
+demo: setup ## A local management + edge fleet with Outpost and the examples
+	@echo "make demo: not yet available - the local fleet arrives with the demo milestone."
+	@echo "Today you can start the control plane alone: npx tsx scripts/controlplane.ts"
+
+demo-down:
+	@echo "make demo-down: nothing to stop yet"
+
+bench: controlplane ## Benchmarks; results in bench/results/*.json and docs/benchmarks.md
+	npm run --silent bench
+
+clean: ## Remove installed dependencies and tools (the control-plane cache in ~/.cache stays)
+	rm -rf node_modules .tools dist
