@@ -14,7 +14,7 @@ import {
 } from "./pki.ts";
 import { ProcessGroup, type ManagedProcess } from "./processes.ts";
 import { freePort, assertPortsFree } from "./ports.ts";
-import { httpsGet, httpGet } from "./http.ts";
+import { httpsGet, httpGet, httpPost } from "./http.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
 
 export interface StartOptions {
@@ -61,6 +61,12 @@ export interface ControlPlane {
   killApiServer(cluster: Cluster): Promise<void>;
   /** Starts a cluster's API server again on the same port and waits until it is ready. */
   restartApiServer(cluster: Cluster): Promise<void>;
+  /**
+   * Compacts etcd's history up to now, so that watches from older resourceVersions
+   * (where the API server does not serve them from its watch cache) get 410 Gone.
+   * Returns the revision compacted to.
+   */
+  compactEtcd(): Promise<number>;
   /** Log tails of every process, for a failed test's output. */
   logs(lines?: number): string;
   /** Stops every process; the folder is removed unless `keep` is set. */
@@ -160,6 +166,15 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       if (!state) throw new ControlPlaneError(`unknown cluster ${cluster.name}`);
       if (state.apiServer.running) await group.stop(state.apiServer);
       state.apiServer = await launchApiServer(group, binaries, state, etcdClientUrl(etcdProcess), options);
+    },
+    async compactEtcd() {
+      const url = etcdClientUrl(etcdProcess);
+      const key = Buffer.from("/").toString("base64");
+      const range = await httpPost(`${url}/v3/kv/range`, { key, limit: 1 });
+      const revision = Number((JSON.parse(range.body) as { header: { revision: string } }).header.revision);
+      const res = await httpPost(`${url}/v3/kv/compaction`, { revision: String(revision), physical: true });
+      if (res.status !== 200) throw new ControlPlaneError(`etcd compaction failed: ${res.body}`);
+      return revision;
     },
     logs(lines = 30) {
       return group.all.map((p) => `----- ${p.name} (${p.logPath}) -----\n${p.logTail(lines)}`).join("\n");

@@ -51,3 +51,18 @@ export function httpGet(url: string, timeoutMs = 2000): Promise<Response> {
     req.end();
   });
 }
+
+export function httpPost(url: string, body: unknown, timeoutMs = 5000): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { method: "POST", timeout: timeoutMs, headers: { "content-type": "application/json" } },
+      (res) => {
+        collect(res).then(resolve, reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs}ms`)));
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
