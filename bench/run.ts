@@ -3,6 +3,7 @@ import { publish, type BenchmarkResult } from "./report.ts";
 
 const benchmarks: Record<string, () => Promise<{ run(): Promise<BenchmarkResult> }>> = {
   controlplane: () => import("./controlplane.ts"),
+  runtime: () => import("./runtime.ts"),
 };
 
 const selected = process.env.BENCH ? process.env.BENCH.split(",") : Object.keys(benchmarks);

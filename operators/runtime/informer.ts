@@ -4,7 +4,7 @@
 // - any error restarts the watch after an exponential backoff with jitter;
 // - 410 Gone (the resourceVersion was compacted away) relists at once, and the relist
 //   is diffed against the cache so that missed adds, updates and deletes are delivered;
-// - a watchdog restarts a watch that went silent (no event and no bookmark);
+// - a watchdog relists when a watch went silent (no event and no bookmark);
 // - an optional periodic resync re-delivers every cached object as an update.
 import { setTimeout as sleep } from "node:timers/promises";
 import { Cache } from "./cache.ts";
@@ -29,7 +29,7 @@ export interface InformerOptions<T> {
   fieldSelector?: string;
   /** Page size of lists. Default 500. */
   pageSize?: number;
-  /** Restart a watch that delivered nothing (not even a bookmark) for this long. Default 180 s. */
+  /** Relist when a watch delivered nothing (not even a bookmark) for this long. Default 180 s. */
   watchdogMs?: number;
   /** Re-deliver every cached object as an update this often. Default: never. */
   resyncMs?: number;
@@ -120,9 +120,14 @@ export class Informer<T extends KubeObject> {
           this.resourceVersion = undefined;
           continue;
         }
-        const watchdog = isTimeout(err);
-        this.options.onRestart?.(watchdog ? "watchdog" : "error", err);
-        if (watchdog) continue;
+        if (isTimeout(err)) {
+          // A silent watch may have lost events on the way (a half-open connection, a
+          // proxy): list again rather than trust the resourceVersion.
+          this.options.onRestart?.("watchdog", err);
+          this.resourceVersion = undefined;
+          continue;
+        }
+        this.options.onRestart?.("error", err);
         await sleep(delay * (1 + Math.random() * 0.2), undefined, { signal: this.controller.signal }).catch(
           () => undefined,
         );

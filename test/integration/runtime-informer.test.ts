@@ -197,4 +197,27 @@ describe("Informer", () => {
       ),
     );
   });
+
+  it("relists when a watch goes silent, and resyncs periodically", async () => {
+    const c = client();
+    await namespace(c, "quiet");
+    await c.create(configMaps, { metadata: { name: "a", namespace: "quiet" } });
+    const restarts: string[] = [];
+    const informer = informerFor<ConfigMap>(c, configMaps, {
+      namespace: "quiet",
+      // Shorter than the API server's bookmark interval, so a quiet watch trips it.
+      watchdogMs: 1000,
+      resyncMs: 300,
+      onRestart: (reason) => restarts.push(reason),
+    });
+    let resyncs = 0;
+    informer.addHandler({ update: (o, old) => (o === old ? resyncs++ : undefined) });
+    await informer.start();
+    await eventually("the watchdog to fire", () =>
+      Promise.resolve(restarts.includes("watchdog") ? true : undefined),
+    );
+    assert.ok(resyncs >= 2, `resynced ${resyncs} times`);
+    await c.create(configMaps, { metadata: { name: "b", namespace: "quiet" } });
+    await eventually("the informer to keep working", () => Promise.resolve(informer.cache.get("quiet/b")));
+  });
 });

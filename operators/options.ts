@@ -1,0 +1,92 @@
+// Command-line options of `outpost-operator`, parsed and checked as a pure function.
+import { parseArgs } from "node:util";
+
+export interface OperatorOptions {
+  controllers: string[];
+  kubeconfig?: string;
+  namespace?: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  metricsBindAddress: string;
+  metricsPort: number;
+  logLevel: string;
+}
+
+export const usage = `usage: outpost-operator --controllers=NAME[,NAME…] [options]
+
+  --controllers=LIST              controllers to run (comma separated), or "all"
+  --kubeconfig=PATH               kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
+  --namespace=NS                  watch one namespace only (default: all)
+  --leader-elect[=false]          elect a leader with a Lease (default: true)
+  --leader-election-namespace=NS  namespace of the Lease (default: outpost-system)
+  --leader-election-id=NAME       name of the Lease (default: outpost-operator)
+  --lease-duration=DURATION       how long a lease holds without renewal (default: 15s)
+  --renew-deadline=DURATION       the leader gives up after failing to renew this long (default: 10s)
+  --retry-period=DURATION         time between lease attempts (default: 2s)
+  --metrics-bind-address=ADDR     host:port for /metrics, /healthz, /readyz (default: :8080)
+  --log-level=LEVEL               trace, debug, info, warn, error (default: info)`;
+
+/** "1.5s", "500ms", "2m", "1h" → milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!m) throw new Error(`--${flag}: "${text}" is not a duration; write it like 500ms, 15s, 2m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
+  return Number(m[1]) * unit;
+}
+
+export function parseOptions(argv: string[], known: string[]): OperatorOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      controllers: { type: "string" },
+      kubeconfig: { type: "string" },
+      namespace: { type: "string" },
+      "leader-elect": { type: "string", default: "true" },
+      "leader-election-namespace": { type: "string", default: "outpost-system" },
+      "leader-election-id": { type: "string", default: "outpost-operator" },
+      "lease-duration": { type: "string", default: "15s" },
+      "renew-deadline": { type: "string", default: "10s" },
+      "retry-period": { type: "string", default: "2s" },
+      "metrics-bind-address": { type: "string", default: ":8080" },
+      "log-level": { type: "string", default: "info" },
+    },
+    strict: true,
+  });
+  if (!values.controllers)
+    throw new Error(`--controllers is required; available: ${known.join(", ") || "none"}`);
+  const controllers =
+    values.controllers === "all" ? known : values.controllers.split(",").map((s) => s.trim());
+  const unknown = controllers.filter((c) => !known.includes(c));
+  if (unknown.length > 0) {
+    throw new Error(`--controllers: unknown ${unknown.join(", ")}; available: ${known.join(", ") || "none"}`);
+  }
+  if (!["true", "false"].includes(values["leader-elect"])) {
+    throw new Error(`--leader-elect must be true or false, not "${values["leader-elect"]}"`);
+  }
+  const leaseDurationMs = parseDuration(values["lease-duration"], "lease-duration");
+  const renewDeadlineMs = parseDuration(values["renew-deadline"], "renew-deadline");
+  const retryPeriodMs = parseDuration(values["retry-period"], "retry-period");
+  if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
+    throw new Error("leader election needs --retry-period < --renew-deadline < --lease-duration");
+  }
+  const bind = /^(.*):(\d+)$/.exec(values["metrics-bind-address"]);
+  if (!bind) throw new Error(`--metrics-bind-address: "${values["metrics-bind-address"]}" is not host:port`);
+  return {
+    controllers,
+    kubeconfig: values.kubeconfig,
+    namespace: values.namespace,
+    leaderElect: values["leader-elect"] === "true",
+    leaderElectionNamespace: values["leader-election-namespace"],
+    leaderElectionId: values["leader-election-id"],
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+    metricsBindAddress: bind[1] || "0.0.0.0",
+    metricsPort: Number(bind[2]),
+    logLevel: values["log-level"],
+  };
+}
