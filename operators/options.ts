@@ -85,7 +85,7 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
-    metricsBindAddress: bind[1] || "0.0.0.0",
+    metricsBindAddress: bind[1] === "" || bind[1] === undefined ? "0.0.0.0" : bind[1],
     metricsPort: Number(bind[2]),
     logLevel: values["log-level"],
   };

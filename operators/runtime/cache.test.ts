@@ -69,7 +69,9 @@ describe("Cache", () => {
       cache.byIndex("cluster", "edge-1").map((o) => o.metadata.name),
       ["x", "y"],
     );
-    assert.throws(() => cache.addIndex("cluster", () => []), /already exists/);
+    assert.throws(() => {
+      cache.addIndex("cluster", () => []);
+    }, /already exists/);
     assert.throws(() => cache.byIndex("nope", "v"), /no index nope/);
   });
 });
