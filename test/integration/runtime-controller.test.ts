@@ -34,7 +34,7 @@ describe("runtime reconcile loop", () => {
     const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
     client = new KubeClient(kubeConfig);
     manager = new Manager({ name: "sample-operator", kubeConfig, port: 0, bindAddress: "127.0.0.1" });
-    manager.logger.level = process.env.LOG_LEVEL ?? "warn";
+    manager.logger.level = process.env.LOG_LEVEL ?? "silent";
     reconciler = registerSample(manager);
     await manager.start();
   });
