@@ -341,7 +341,7 @@ async function startControllerManager(
       `--kubeconfig=${state.kubeconfig}`,
       `--authentication-kubeconfig=${state.kubeconfig}`,
       `--authorization-kubeconfig=${state.kubeconfig}`,
-      "--controllers=garbage-collector-controller,namespace-controller",
+      "--controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller",
       "--leader-elect=false",
       "--bind-address=127.0.0.1",
       `--secure-port=${port}`,

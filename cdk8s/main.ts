@@ -1,0 +1,234 @@
+// Synthesizes Outpost's install manifests into config/ with cdk8s:
+//   config/crds.yaml, namespace.yaml, rbac.yaml, operators.yaml, kustomization.yaml
+//   and config/install.yaml (all of them in one file, in apply order).
+// `npm run synth -- --check` fails when config/ differs from what this program writes.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ApiObject, App, Chart, Duration, Include, Size } from "cdk8s";
+import * as kplus from "cdk8s-plus-34";
+import { stringify } from "yaml";
+import { accessOf, operators, projectRoles, type Rule } from "./rbac.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const configDir = join(root, "config");
+const crdDir = join(root, "crds");
+
+export const namespace = "outpost-system";
+export const image = "ghcr.io/outpost-dev/outpost:0.1.0";
+const metricsPort = 8080;
+const labels = { "app.kubernetes.io/part-of": "outpost", "app.kubernetes.io/managed-by": "kustomize" };
+
+function clusterRole(
+  chart: Chart,
+  name: string,
+  rules: Rule[],
+  extraLabels: Record<string, string> = {},
+): void {
+  new ApiObject(chart, `clusterrole-${name}`, {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name, labels: { ...labels, ...extraLabels } },
+    rules,
+  });
+}
+
+function crdsChart(app: App): Chart {
+  const chart = new Chart(app, "crds", { disableResourceNameHashes: true });
+  for (const file of readdirSync(crdDir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
+    new Include(chart, file, { url: join(crdDir, file) });
+  }
+  return chart;
+}
+
+function namespaceChart(app: App): Chart {
+  const chart = new Chart(app, "namespace", { disableResourceNameHashes: true });
+  new kplus.Namespace(chart, "ns", {
+    metadata: { name: namespace, labels: { ...labels, "pod-security.kubernetes.io/enforce": "restricted" } },
+  });
+  return chart;
+}
+
+function rbacChart(app: App): Chart {
+  const chart = new Chart(app, "rbac", { disableResourceNameHashes: true });
+  for (const name of Object.keys(operators)) {
+    const access = accessOf(name);
+    const sa = `outpost-${name}`;
+    new ApiObject(chart, `sa-${name}`, {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: sa, namespace, labels },
+    });
+    const role = `outpost:${name}-operator`;
+    clusterRole(chart, role, access.cluster);
+    new ApiObject(chart, `crb-${name}`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: role, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+    });
+    // Bound in each project namespace by the tenancy operator.
+    clusterRole(chart, `outpost:${name}-operator-project`, access.project);
+    new ApiObject(chart, `role-${name}`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: role, namespace, labels },
+      rules: access.system,
+    });
+    new ApiObject(chart, `rb-${name}`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: role, namespace, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
+      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+    });
+  }
+  for (const role of projectRoles) {
+    const aggregateLabels: Record<string, string> = {};
+    for (const r of [role.name, ...role.includedIn])
+      aggregateLabels[`outpost.dev/aggregate-to-project-${r}`] = "true";
+    for (const k of role.kubernetes) aggregateLabels[`rbac.authorization.k8s.io/aggregate-to-${k}`] = "true";
+    clusterRole(chart, `outpost:project-${role.name}-rules`, role.rules, aggregateLabels);
+    new ApiObject(chart, `project-${role.name}`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: `outpost:project-${role.name}`, labels },
+      aggregationRule: {
+        clusterRoleSelectors: [
+          { matchLabels: { [`outpost.dev/aggregate-to-project-${role.name}`]: "true" } },
+        ],
+      },
+      rules: [],
+    });
+  }
+  return chart;
+}
+
+function operatorsChart(app: App): Chart {
+  const chart = new Chart(app, "operators", { disableResourceNameHashes: true });
+  for (const [name, access] of Object.entries(operators)) {
+    const appLabels = {
+      ...labels,
+      "app.kubernetes.io/name": `outpost-${name}`,
+      "app.kubernetes.io/component": "operator",
+    };
+    const serviceAccount = kplus.ServiceAccount.fromServiceAccountName(
+      chart,
+      `sa-ref-${name}`,
+      `outpost-${name}`,
+      {
+        namespaceName: namespace,
+      },
+    );
+    const deployment = new kplus.Deployment(chart, `deploy-${name}`, {
+      metadata: {
+        name: `outpost-${name}`,
+        namespace,
+        labels: appLabels,
+        annotations: { "outpost.dev/description": access.description },
+      },
+      replicas: 2,
+      serviceAccount,
+      automountServiceAccountToken: true,
+      select: false,
+      podMetadata: { labels: appLabels },
+      securityContext: { ensureNonRoot: true, user: 65532, group: 65532 },
+      containers: [
+        {
+          name: "operator",
+          image,
+          imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+          args: [
+            `--controllers=${name}`,
+            "--leader-elect=true",
+            `--leader-election-namespace=${namespace}`,
+            `--leader-election-id=outpost-${name}`,
+            `--metrics-bind-address=:${metricsPort}`,
+          ],
+          ports: [{ name: "metrics", number: metricsPort }],
+          liveness: kplus.Probe.fromHttpGet("/healthz", {
+            port: metricsPort,
+            periodSeconds: Duration.seconds(20),
+          }),
+          readiness: kplus.Probe.fromHttpGet("/readyz", {
+            port: metricsPort,
+            periodSeconds: Duration.seconds(10),
+          }),
+          resources: {
+            cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(1000) },
+            memory: { request: Size.mebibytes(128), limit: Size.mebibytes(768) },
+          },
+          securityContext: {
+            ensureNonRoot: true,
+            user: 65532,
+            group: 65532,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: [kplus.Capability.ALL] },
+            seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+          },
+        },
+      ],
+    });
+    deployment.select(kplus.LabelSelector.of({ labels: { "app.kubernetes.io/name": `outpost-${name}` } }));
+    new kplus.Service(chart, `svc-${name}`, {
+      metadata: { name: `outpost-${name}-metrics`, namespace, labels: appLabels },
+      selector: kplus.Pods.select(chart, `pods-${name}`, {
+        labels: { "app.kubernetes.io/name": `outpost-${name}` },
+      }),
+      ports: [{ name: "metrics", port: metricsPort, targetPort: metricsPort }],
+    });
+  }
+  return chart;
+}
+
+/** The files of config/, by name. */
+export function synth(): Map<string, string> {
+  const app = new App({ outdir: configDir });
+  const charts: [string, Chart][] = [
+    ["crds.yaml", crdsChart(app)],
+    ["namespace.yaml", namespaceChart(app)],
+    ["rbac.yaml", rbacChart(app)],
+    ["operators.yaml", operatorsChart(app)],
+  ];
+  const files = new Map<string, string>();
+  const header = "# Generated by `npm run synth` (cdk8s/main.ts). Do not edit.\n";
+  const docs = (chart: Chart): string =>
+    chart
+      .toJson()
+      .map((o: unknown) => stringify(o, { lineWidth: 0 }))
+      .join("---\n");
+  for (const [file, chart] of charts) files.set(file, header + docs(chart));
+  files.set("install.yaml", header + charts.map(([, chart]) => docs(chart)).join("---\n"));
+  files.set(
+    "kustomization.yaml",
+    header +
+      stringify({
+        apiVersion: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources: charts.map(([file]) => file),
+        images: [{ name: image.split(":")[0], newTag: image.split(":")[1] }],
+      }),
+  );
+  return files;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const check = process.argv.includes("--check");
+  const stale: string[] = [];
+  for (const [name, content] of synth()) {
+    const path = join(configDir, name);
+    const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+    if (current === content) continue;
+    if (check) stale.push(name);
+    else writeFileSync(path, content);
+  }
+  if (check && stale.length > 0) {
+    console.error(`config/ is out of date: ${stale.join(", ")}\nrun: npm run synth`);
+    process.exit(1);
+  }
+  if (!check) console.log("wrote config/");
+}

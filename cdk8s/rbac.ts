@@ -1,0 +1,198 @@
+// What each operator may do, as data: the rules of its ClusterRole, of the Role it gets
+// in every project namespace (bound there by the tenancy operator), and of its Role in
+// outpost-system. Least privilege: an operator reads Secrets only in project namespaces
+// and in outpost-system, never cluster-wide.
+
+export interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+export interface OperatorAccess {
+  /** One line for people: what the operator does. */
+  description: string;
+  /** Cluster-wide. */
+  cluster: Rule[];
+  /** In each project namespace (RoleBinding made by the tenancy operator). */
+  project: Rule[];
+  /** In outpost-system (its configuration Secrets, its Lease). */
+  system: Rule[];
+}
+
+const read = ["get", "list", "watch"];
+const write = ["create", "update", "patch", "delete"];
+const all = [...read, ...write];
+
+const own = (group: string, kinds: string[]): Rule[] => [
+  { apiGroups: [group], resources: kinds, verbs: [...read, "update", "patch"] },
+  { apiGroups: [group], resources: kinds.map((k) => `${k}/status`), verbs: ["get", "update", "patch"] },
+  { apiGroups: [group], resources: kinds.map((k) => `${k}/finalizers`), verbs: ["update"] },
+];
+
+/** Every operator: events about its objects, and its leader-election Lease. */
+const common = {
+  cluster: [{ apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] }] as Rule[],
+  system: [
+    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+  ] as Rule[],
+};
+
+const fleetRead: Rule = {
+  apiGroups: ["fleet.cattle.io"],
+  resources: ["clusters", "clustergroups", "bundles", "bundledeployments"],
+  verbs: read,
+};
+
+export const operators: Record<string, OperatorAccess> = {
+  catalog: {
+    description: "Registries, applications, deployment packages, artifacts and malware scanning",
+    cluster: [
+      ...own("catalog.outpost.dev", ["registries", "applications", "deploymentpackages", "artifacts"]),
+      { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
+      { apiGroups: [""], resources: ["configmaps"], verbs: read },
+    ],
+    project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
+    system: [{ apiGroups: [""], resources: ["secrets"], verbs: read, resourceNames: ["outpost-catalog"] }],
+  },
+  deploy: {
+    description: "AppDeployments and Approvals rendered to Git and Fleet GitRepos",
+    cluster: [
+      ...own("deploy.outpost.dev", ["appdeployments", "approvals"]),
+      {
+        apiGroups: ["catalog.outpost.dev"],
+        resources: ["registries", "applications", "deploymentpackages"],
+        verbs: read,
+      },
+      { apiGroups: ["fleet.cattle.io"], resources: ["gitrepos"], verbs: all },
+      fleetRead,
+      { apiGroups: ["apps"], resources: ["controllerrevisions"], verbs: [...read, "create", "delete"] },
+    ],
+    project: [
+      { apiGroups: [""], resources: ["secrets"], verbs: [...read, "create", "update", "patch", "delete"] },
+    ],
+    system: [{ apiGroups: [""], resources: ["secrets"], verbs: read, resourceNames: ["outpost-deploy"] }],
+  },
+  interconnect: {
+    description:
+      "Networks and NetworkServices as Skupper sites, links, listeners and connectors on edge clusters",
+    cluster: [
+      ...own("interconnect.outpost.dev", ["networks", "networkservices"]),
+      { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
+      fleetRead,
+    ],
+    project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
+    system: [],
+  },
+  ops: {
+    description: "ResourceActions on edge workloads and virtual machines",
+    cluster: [
+      ...own("ops.outpost.dev", ["resourceactions"]),
+      { apiGroups: ["ops.outpost.dev"], resources: ["resourceactions"], verbs: ["delete"] },
+      { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
+      fleetRead,
+    ],
+    project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
+    system: [],
+  },
+  tenancy: {
+    description: "Projects: namespaces, RBAC, quota, Harbor, Git and base extensions",
+    cluster: [
+      ...own("tenancy.outpost.dev", ["projects"]),
+      { apiGroups: [""], resources: ["namespaces"], verbs: all },
+      { apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: all },
+      {
+        // Binding the project roles requires `bind` on them (RBAC escalation check).
+        apiGroups: ["rbac.authorization.k8s.io"],
+        resources: ["clusterroles"],
+        verbs: ["bind"],
+        resourceNames: [
+          "outpost:project-admin",
+          "outpost:project-deployer",
+          "outpost:project-approver",
+          "outpost:project-viewer",
+          ...["catalog", "deploy", "interconnect", "ops", "tenancy"].map(
+            (o) => `outpost:${o}-operator-project`,
+          ),
+        ],
+      },
+      { apiGroups: [""], resources: ["resourcequotas"], verbs: all },
+      {
+        apiGroups: ["catalog.outpost.dev"],
+        resources: ["registries", "deploymentpackages", "applications"],
+        verbs: all,
+      },
+      { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: all },
+    ],
+    project: [
+      { apiGroups: [""], resources: ["secrets"], verbs: [...read, "create", "update", "patch", "delete"] },
+    ],
+    system: [{ apiGroups: [""], resources: ["secrets"], verbs: read, resourceNames: ["outpost-tenancy"] }],
+  },
+};
+
+export function accessOf(name: string): OperatorAccess {
+  const access = operators[name];
+  if (!access) throw new Error(`unknown operator ${name}`);
+  return {
+    ...access,
+    cluster: [...common.cluster, ...access.cluster],
+    system: [...common.system, ...access.system],
+  };
+}
+
+const outpostKinds: Record<string, string[]> = {
+  "catalog.outpost.dev": ["registries", "applications", "deploymentpackages", "artifacts"],
+  "deploy.outpost.dev": ["appdeployments", "approvals"],
+  "interconnect.outpost.dev": ["networks", "networkservices"],
+  "ops.outpost.dev": ["resourceactions"],
+};
+
+/**
+ * The project roles bound to members in project namespaces. Each role's own rules sit in
+ * `outpost:project-<role>-rules`, labelled to aggregate into the roles that include it
+ * (admin ⊇ deployer, approver ⊇ viewer) and into Kubernetes' admin/edit/view; the role
+ * `outpost:project-<role>` aggregates them.
+ */
+export const projectRoles: { name: string; includedIn: string[]; kubernetes: string[]; rules: Rule[] }[] = [
+  {
+    name: "viewer",
+    includedIn: ["deployer", "approver", "admin"],
+    kubernetes: ["view", "edit", "admin"],
+    rules: Object.entries(outpostKinds).map(([g, kinds]) => ({
+      apiGroups: [g],
+      resources: [...kinds, ...kinds.map((k) => `${k}/status`)],
+      verbs: read,
+    })),
+  },
+  {
+    name: "deployer",
+    includedIn: ["admin"],
+    kubernetes: ["edit", "admin"],
+    rules: [
+      {
+        apiGroups: ["catalog.outpost.dev"],
+        resources: outpostKinds["catalog.outpost.dev"] ?? [],
+        verbs: write,
+      },
+      { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: write },
+      { apiGroups: ["interconnect.outpost.dev"], resources: ["networks", "networkservices"], verbs: write },
+      { apiGroups: ["ops.outpost.dev"], resources: ["resourceactions"], verbs: ["create", "delete"] },
+      // Registry credentials, secret parameters, artifact content.
+      { apiGroups: [""], resources: ["secrets", "configmaps"], verbs: all },
+    ],
+  },
+  {
+    name: "approver",
+    includedIn: ["admin"],
+    kubernetes: ["admin"],
+    rules: [{ apiGroups: ["deploy.outpost.dev"], resources: ["approvals"], verbs: ["create", "delete"] }],
+  },
+  {
+    name: "admin",
+    includedIn: [],
+    kubernetes: [],
+    rules: [{ apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: read }],
+  },
+];

@@ -1,0 +1,308 @@
+// The install manifests in config/ apply to a real API server with `kubectl apply -k`,
+// and RBAC holds: each operator's ServiceAccount can do its work and nothing beyond;
+// the project roles aggregate as documented.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { before, describe, it } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { kubeConfigFromFile } from "../controlplane/index.ts";
+import { eventually, useControlPlane } from "../support/controlplane.ts";
+
+const controlPlane = useControlPlane();
+const configDir = fileURLToPath(new URL("../../config/", import.meta.url));
+let admin: KubeClient;
+
+const reviews: ResourceType = {
+  group: "authorization.k8s.io",
+  version: "v1",
+  kind: "SubjectAccessReview",
+  plural: "subjectaccessreviews",
+  namespaced: false,
+};
+const namespaces: ResourceType = {
+  group: "",
+  version: "v1",
+  kind: "Namespace",
+  plural: "namespaces",
+  namespaced: false,
+};
+const roleBindings: ResourceType = {
+  group: "rbac.authorization.k8s.io",
+  version: "v1",
+  kind: "RoleBinding",
+  plural: "rolebindings",
+  namespaced: true,
+};
+
+interface Access {
+  verb: string;
+  resource: string;
+  group?: string;
+  namespace?: string;
+  subresource?: string;
+  name?: string;
+}
+
+/** Asks the API server's authorizer whether `user` (in `groups`) may do `a`. */
+async function allowed(user: string, a: Access, groups: string[] = []): Promise<boolean> {
+  const review = await admin.create<KubeObject & { status?: { allowed: boolean } }>(reviews, {
+    metadata: {},
+    spec: {
+      user,
+      groups,
+      resourceAttributes: {
+        verb: a.verb,
+        resource: a.resource,
+        group: a.group ?? "",
+        namespace: a.namespace,
+        subresource: a.subresource,
+        name: a.name,
+      },
+    },
+  } as KubeObject);
+  return review.status?.allowed ?? false;
+}
+
+const sa = (name: string): string => `system:serviceaccount:outpost-system:outpost-${name}`;
+
+/** A client authenticated as a ServiceAccount, with a token from the TokenRequest API. */
+async function clientAs(serviceAccount: string): Promise<KubeClient> {
+  const res = await admin.request<{ status: { token: string } }>(
+    "POST",
+    `/api/v1/namespaces/outpost-system/serviceaccounts/${serviceAccount}/token`,
+    {
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 600 },
+      },
+    },
+  );
+  const base = kubeConfigFromFile(controlPlane().management.kubeconfig);
+  const cluster = base.getCurrentCluster();
+  assert.ok(cluster);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: serviceAccount, token: res.status.token }],
+    contexts: [{ name: "sa", cluster: cluster.name, user: serviceAccount }],
+    currentContext: "sa",
+  });
+  return new KubeClient(kc);
+}
+
+describe("install manifests", () => {
+  before(() => {
+    const cp = controlPlane();
+    const res = spawnSync(
+      cp.binaries.kubectl,
+      ["--kubeconfig", cp.management.kubeconfig, "apply", "-k", configDir],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(res.status, 0, res.stderr);
+    const wait = spawnSync(
+      cp.binaries.kubectl,
+      [
+        "--kubeconfig",
+        cp.management.kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "--all",
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(wait.status, 0, wait.stderr);
+    admin = new KubeClient(kubeConfigFromFile(cp.management.kubeconfig));
+  });
+
+  it("apply with kubectl -k and create every object", () => {
+    const cp = controlPlane();
+    const res = spawnSync(
+      cp.binaries.kubectl,
+      [
+        "--kubeconfig",
+        cp.management.kubeconfig,
+        "get",
+        "deployments,serviceaccounts,services",
+        "-n",
+        "outpost-system",
+        "-o",
+        "name",
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(res.status, 0, res.stderr);
+    for (const op of ["catalog", "deploy", "interconnect", "ops", "tenancy"]) {
+      assert.match(res.stdout, new RegExp(`deployment.apps/outpost-${op}\\n`));
+      assert.match(res.stdout, new RegExp(`serviceaccount/outpost-${op}\\n`));
+      assert.match(res.stdout, new RegExp(`service/outpost-${op}-metrics\\n`));
+    }
+    const crds = spawnSync(
+      cp.binaries.kubectl,
+      ["--kubeconfig", cp.management.kubeconfig, "--cache-dir", cp.dir, "get", "outpost", "-A"],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(crds.status, 0, `the outpost category lists every kind: ${crds.stderr}`);
+  });
+
+  it("lets each operator do its work", async () => {
+    const checks: [string, Access][] = [
+      [
+        "catalog",
+        {
+          verb: "patch",
+          group: "catalog.outpost.dev",
+          resource: "applications",
+          subresource: "status",
+          namespace: "team-a",
+        },
+      ],
+      [
+        "catalog",
+        {
+          verb: "update",
+          group: "catalog.outpost.dev",
+          resource: "registries",
+          subresource: "finalizers",
+          namespace: "team-a",
+        },
+      ],
+      ["catalog", { verb: "list", resource: "configmaps", namespace: "team-a" }],
+      ["catalog", { verb: "create", group: "events.k8s.io", resource: "events", namespace: "team-a" }],
+      [
+        "catalog",
+        {
+          verb: "update",
+          group: "coordination.k8s.io",
+          resource: "leases",
+          namespace: "outpost-system",
+          name: "outpost-catalog",
+        },
+      ],
+      ["catalog", { verb: "get", resource: "secrets", namespace: "outpost-system", name: "outpost-catalog" }],
+      ["deploy", { verb: "create", group: "fleet.cattle.io", resource: "gitrepos", namespace: "team-a" }],
+      ["deploy", { verb: "create", group: "apps", resource: "controllerrevisions", namespace: "team-a" }],
+      [
+        "interconnect",
+        { verb: "watch", group: "fleet.cattle.io", resource: "clusters", namespace: "team-a" },
+      ],
+      ["ops", { verb: "delete", group: "ops.outpost.dev", resource: "resourceactions", namespace: "team-a" }],
+      ["tenancy", { verb: "create", resource: "namespaces" }],
+      [
+        "tenancy",
+        { verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: "team-a" },
+      ],
+      ["tenancy", { verb: "create", resource: "resourcequotas", namespace: "team-a" }],
+    ];
+    for (const [op, access] of checks) {
+      assert.ok(await allowed(sa(op), access), `${op} must be allowed to ${JSON.stringify(access)}`);
+    }
+  });
+
+  it("denies each operator what it must not do", async () => {
+    const checks: [string, Access][] = [
+      ["catalog", { verb: "get", resource: "secrets", namespace: "kube-system" }],
+      ["catalog", { verb: "list", resource: "secrets" }],
+      ["catalog", { verb: "get", resource: "secrets", namespace: "outpost-system", name: "outpost-tenancy" }],
+      ["catalog", { verb: "delete", resource: "namespaces" }],
+      [
+        "catalog",
+        { verb: "create", group: "deploy.outpost.dev", resource: "appdeployments", namespace: "team-a" },
+      ],
+      ["deploy", { verb: "list", resource: "secrets" }],
+      [
+        "deploy",
+        { verb: "delete", group: "catalog.outpost.dev", resource: "applications", namespace: "team-a" },
+      ],
+      [
+        "interconnect",
+        { verb: "create", group: "fleet.cattle.io", resource: "gitrepos", namespace: "team-a" },
+      ],
+      ["ops", { verb: "get", resource: "secrets", namespace: "team-a" }],
+      ["tenancy", { verb: "list", resource: "secrets" }],
+      ["tenancy", { verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings" }],
+      [
+        "tenancy",
+        { verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles", name: "cluster-admin" },
+      ],
+    ];
+    for (const [op, access] of checks) {
+      assert.equal(await allowed(sa(op), access), false, `${op} must be denied ${JSON.stringify(access)}`);
+    }
+  });
+
+  it("lets the tenancy operator bind project roles, and only those", async () => {
+    await admin.create(namespaces, { metadata: { name: "team-rbac" } });
+    const tenancy = await clientAs("outpost-tenancy");
+    const alice = { apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "alice" };
+    const binding = (name: string, role: string, subject: object = alice): KubeObject =>
+      ({
+        metadata: { name, namespace: "team-rbac" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+        subjects: [subject],
+      }) as KubeObject;
+    await tenancy.create(roleBindings, binding("alice-deployer", "outpost:project-deployer"));
+    await tenancy.create(
+      roleBindings,
+      binding("catalog-secrets", "outpost:catalog-operator-project", {
+        kind: "ServiceAccount",
+        name: "outpost-catalog",
+        namespace: "outpost-system",
+      }),
+    );
+    await assert.rejects(tenancy.create(roleBindings, binding("alice-admin", "cluster-admin")), /forbidden/i);
+    // The binding works: the catalog operator now reads Secrets in this project only.
+    assert.ok(await allowed(sa("catalog"), { verb: "list", resource: "secrets", namespace: "team-rbac" }));
+    assert.equal(
+      await allowed(sa("catalog"), { verb: "list", resource: "secrets", namespace: "team-a" }),
+      false,
+    );
+    await tenancy.close();
+  });
+
+  it("aggregates the project roles", async () => {
+    const ns = "team-roles";
+    await admin.create(namespaces, { metadata: { name: ns } });
+    for (const role of ["viewer", "deployer", "approver", "admin"]) {
+      await admin.create(roleBindings, {
+        metadata: { name: role, namespace: ns },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: `outpost:project-${role}`,
+        },
+        subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: `${role}s` }],
+      } as KubeObject);
+    }
+    const can = (group: string, a: Access): Promise<boolean> =>
+      allowed("someone", { namespace: ns, ...a }, [group]);
+    const deploy = { verb: "create", group: "deploy.outpost.dev", resource: "appdeployments" };
+    const approve = { verb: "create", group: "deploy.outpost.dev", resource: "approvals" };
+    const read = { verb: "list", group: "catalog.outpost.dev", resource: "applications" };
+    // The aggregation controller fills the roles shortly after they are created.
+    await eventually("aggregated project roles", async () =>
+      (await can("admins", approve)) ? true : undefined,
+    );
+    assert.deepEqual(
+      await Promise.all(
+        ["viewers", "deployers", "approvers", "admins"].map((g) =>
+          Promise.all([can(g, read), can(g, deploy), can(g, approve)]),
+        ),
+      ),
+      [
+        [true, false, false],
+        [true, true, false],
+        [true, false, true],
+        [true, true, true],
+      ],
+    );
+  });
+});
