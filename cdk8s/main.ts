@@ -192,8 +192,12 @@ function operatorsChart(app: App): Chart {
 function argocdPatch(): string {
   const lua = readFileSync(join(root, "integrations", "argocd", "health.lua"), "utf8");
   const data: Record<string, string> = {};
-  for (const file of readdirSync(crdDir).filter((f) => f.endsWith(".yaml")).sort()) {
-    const crd = parse(readFileSync(join(crdDir, file), "utf8")) as { spec: { group: string; names: { kind: string } } };
+  for (const file of readdirSync(crdDir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
+    const crd = parse(readFileSync(join(crdDir, file), "utf8")) as {
+      spec: { group: string; names: { kind: string } };
+    };
     data[`resource.customizations.health.${crd.spec.group}_${crd.spec.names.kind}`] = lua;
   }
   return (
