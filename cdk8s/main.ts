@@ -161,6 +161,8 @@ function operatorsChart(app: App): Chart {
             cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(1000) },
             memory: { request: Size.mebibytes(128), limit: Size.mebibytes(768) },
           },
+          // The root file system is read-only; the TypeScript loader caches in /tmp.
+          volumeMounts: [{ path: "/tmp", volume: kplus.Volume.fromEmptyDir(chart, `tmp-${name}`, "tmp") }],
           securityContext: {
             ensureNonRoot: true,
             user: 65532,
