@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { ApiObject, App, Chart, Duration, Include, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-34";
 import { parse, stringify } from "yaml";
-import { accessOf, operators, projectRoles, type Rule } from "./rbac.ts";
+import { accessOf, operators, projectRoles, serviceProxy, type Rule } from "./rbac.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const configDir = join(root, "config");
@@ -86,6 +86,21 @@ function rbacChart(app: App): Chart {
       subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
     });
   }
+  // The service proxy's identity and rights (its Deployment ships with the proxy program).
+  new ApiObject(chart, "sa-service-proxy", {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name: "outpost-service-proxy", namespace, labels },
+  });
+  clusterRole(chart, "outpost:service-proxy", serviceProxy.cluster);
+  new ApiObject(chart, "crb-service-proxy", {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: "outpost:service-proxy", labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "outpost:service-proxy" },
+    subjects: [{ kind: "ServiceAccount", name: "outpost-service-proxy", namespace }],
+  });
+  clusterRole(chart, "outpost:service-proxy-project", serviceProxy.project);
   for (const role of projectRoles) {
     const aggregateLabels: Record<string, string> = {};
     for (const r of [role.name, ...role.includedIn])

@@ -115,6 +115,7 @@ export const operators: Record<string, OperatorAccess> = {
           ...["catalog", "deploy", "interconnect", "ops", "tenancy"].map(
             (o) => `outpost:${o}-operator-project`,
           ),
+          "outpost:service-proxy-project",
         ],
       },
       { apiGroups: [""], resources: ["resourcequotas"], verbs: all },
@@ -130,6 +131,24 @@ export const operators: Record<string, OperatorAccess> = {
     ],
     system: [{ apiGroups: [""], resources: ["secrets"], verbs: read, resourceNames: ["outpost-tenancy"] }],
   },
+};
+
+/**
+ * The service proxy (a process of its own): it authenticates users with TokenReview,
+ * authorizes them with SubjectAccessReview, and reaches edge clusters with their
+ * kubeconfig Secrets in project namespaces.
+ */
+export const serviceProxy: OperatorAccess = {
+  description: "HTTP and WebSocket proxy to web UIs on edge clusters",
+  cluster: [
+    { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+    { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
+    { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
+    { apiGroups: ["catalog.outpost.dev"], resources: ["applications", "deploymentpackages"], verbs: read },
+    fleetRead,
+  ],
+  project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
+  system: [],
 };
 
 export function accessOf(name: string): OperatorAccess {
@@ -177,6 +196,8 @@ export const projectRoles: { name: string; includedIn: string[]; kubernetes: str
         verbs: write,
       },
       { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: write },
+      // The service proxy's authorization: open the web UIs a deployment exports.
+      { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments/proxy"], verbs: ["get", "create"] },
       { apiGroups: ["interconnect.outpost.dev"], resources: ["networks", "networkservices"], verbs: write },
       { apiGroups: ["ops.outpost.dev"], resources: ["resourceactions"], verbs: ["create", "delete"] },
       // Registry credentials, secret parameters, artifact content.

@@ -201,6 +201,8 @@ describe("install manifests", () => {
         { verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: "team-a" },
       ],
       ["tenancy", { verb: "create", resource: "resourcequotas", namespace: "team-a" }],
+      ["service-proxy", { verb: "create", group: "authentication.k8s.io", resource: "tokenreviews" }],
+      ["service-proxy", { verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews" }],
     ];
     for (const [op, access] of checks) {
       assert.ok(await allowed(sa(op), access), `${op} must be allowed to ${JSON.stringify(access)}`);
@@ -232,6 +234,11 @@ describe("install manifests", () => {
       [
         "tenancy",
         { verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles", name: "cluster-admin" },
+      ],
+      ["service-proxy", { verb: "list", resource: "secrets" }],
+      [
+        "service-proxy",
+        { verb: "create", group: "deploy.outpost.dev", resource: "appdeployments", namespace: "team-a" },
       ],
     ];
     for (const [op, access] of checks) {
@@ -287,6 +294,12 @@ describe("install manifests", () => {
     const deploy = { verb: "create", group: "deploy.outpost.dev", resource: "appdeployments" };
     const approve = { verb: "create", group: "deploy.outpost.dev", resource: "approvals" };
     const read = { verb: "list", group: "catalog.outpost.dev", resource: "applications" };
+    const proxy = {
+      verb: "get",
+      group: "deploy.outpost.dev",
+      resource: "appdeployments",
+      subresource: "proxy",
+    };
     // The aggregation controller fills the roles shortly after they are created.
     await eventually("aggregated project roles", async () =>
       (await can("admins", approve)) ? true : undefined,
@@ -294,14 +307,14 @@ describe("install manifests", () => {
     assert.deepEqual(
       await Promise.all(
         ["viewers", "deployers", "approvers", "admins"].map((g) =>
-          Promise.all([can(g, read), can(g, deploy), can(g, approve)]),
+          Promise.all([can(g, read), can(g, deploy), can(g, approve), can(g, proxy)]),
         ),
       ),
       [
-        [true, false, false],
-        [true, true, false],
-        [true, false, true],
-        [true, true, true],
+        [true, false, false, false],
+        [true, true, false, true],
+        [true, false, true, false],
+        [true, true, true, true],
       ],
     );
   });
