@@ -10,7 +10,8 @@ export function canonicalJson(value: unknown): string {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
-  return JSON.stringify(value) ?? "null";
+  // JSON.stringify(undefined) is undefined at run time, whatever its declared type.
+  return (JSON.stringify(value) as string | undefined) ?? "null";
 }
 
 export const sha256 = (value: unknown): string =>

@@ -21,7 +21,11 @@ function utf8Text(bytes: Buffer): string | undefined {
     return undefined;
   }
   // Control characters other than tab, newline and carriage return mean binary data.
-  return /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(decoded) ? undefined : decoded;
+  for (let i = 0; i < decoded.length; i++) {
+    const c = decoded.charCodeAt(i);
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return undefined;
+  }
+  return decoded;
 }
 
 /** undefined when `bytes` fit `mimeType`, else a sentence saying why not. */

@@ -233,8 +233,8 @@ export class RegistryClient {
         if (res.status !== 200) this.fail(res.status, location, "the chart archive");
         return res.body;
       };
-      let digest = indexed;
-      if (!digest) digest = sha(await download());
+      // Old indexes carry no digest: hash the archive then.
+      const digest = indexed ?? sha(await download());
       return { name, version, digest, location, fetch: () => this.verified(download, digest, location) };
     }
     const { base, prefix } = this.oci();
