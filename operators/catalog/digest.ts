@@ -10,8 +10,9 @@ export function canonicalJson(value: unknown): string {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
-  // JSON.stringify(undefined) is undefined at run time, whatever its declared type.
-  return (JSON.stringify(value) as string | undefined) ?? "null";
+  // JSON.stringify gives undefined for undefined and functions.
+  const text: string | undefined = JSON.stringify(value);
+  return text ?? "null";
 }
 
 export const sha256 = (value: unknown): string =>
