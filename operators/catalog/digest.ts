@@ -10,9 +10,7 @@ export function canonicalJson(value: unknown): string {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
-  // JSON.stringify gives undefined for undefined and functions.
-  const text: string | undefined = JSON.stringify(value);
-  return text ?? "null";
+  return value === undefined ? "null" : JSON.stringify(value);
 }
 
 export const sha256 = (value: unknown): string =>
