@@ -180,6 +180,10 @@ export interface Network {
      */
     observedGeneration?: number;
     /**
+     * The value of the outpost.dev/requestedAt annotation the operator last acted on (set the annotation to ask for a reconcile now).
+     */
+    lastHandledReconcileAt?: string;
+    /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
      *
      * @maxItems 16

@@ -1,7 +1,8 @@
 // Helpers every reconciler uses: finalizers (with optimistic concurrency) and status
 // writes through the status subresource, skipped when nothing changed.
 import { isDeepStrictEqual } from "node:util";
-import type { KubeClient, KubeObject, ResourceType } from "./client.ts";
+import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "./client.ts";
+import { summarize, type ConditionedStatus } from "./conditions.ts";
 
 export function hasFinalizer(obj: KubeObject, finalizer: string): boolean {
   return obj.metadata.finalizers?.includes(finalizer) ?? false;
@@ -63,4 +64,50 @@ export async function patchStatus<S>(
     },
   );
   return true;
+}
+
+/** A failure whose CamelCase reason belongs in the Ready condition. */
+export class ReconcileError extends Error {
+  override name = "ReconcileError";
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Runs `work` on a draft of the object's status, then writes the draft through the
+ * status subresource on every path, errors included — the deferred step of a Flux
+ * reconciler. A failure is recorded as Ready=False (reason from a ReconcileError) and
+ * rethrown after the write, so the work queue retries it with backoff.
+ */
+export async function withStatus<S extends ConditionedStatus, R>(
+  client: KubeClient,
+  r: ResourceType,
+  obj: KubeObject & { status?: S },
+  fieldManager: string,
+  work: (status: S) => Promise<R>,
+): Promise<R> {
+  const status = structuredClone(obj.status ?? {}) as S;
+  let result: R | undefined;
+  let failure: Error | undefined;
+  try {
+    result = await work(status);
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err));
+    const reason = failure instanceof ReconcileError ? failure.reason : "ReconcileFailed";
+    Object.assign(
+      status,
+      summarize(status, obj.metadata.generation, { kind: "failed", reason, message: failure.message }),
+    );
+  }
+  try {
+    await patchStatus(client, r, obj, status, fieldManager);
+  } catch (err) {
+    if (!ApiError.isNotFound(err)) throw err;
+  }
+  if (failure) throw failure;
+  return result as R;
 }
