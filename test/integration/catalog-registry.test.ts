@@ -52,7 +52,7 @@ describe("Registry reconcile", () => {
     helm = await startHelmRepo([chart], { basicAuth: "robot:s3cret" });
     manager = new Manager({ name: "outpost-catalog", kubeConfig });
     manager.logger.level = process.env.LOG_LEVEL ?? "silent";
-    registerCatalog(manager);
+    registerCatalog(manager, { scanMode: "off" });
     await manager.start();
   });
   after(async () => {
