@@ -1,6 +1,8 @@
 // The catalog operator: registries, applications, deployment packages and artifacts.
 import type { Manager } from "../runtime/manager.ts";
 import { registerApplications } from "./application.ts";
+import { registerArtifacts } from "./artifact.ts";
+import { registerPackages } from "./package.ts";
 import { registerRegistries } from "./registry.ts";
 import { ClamdScanner, type ScanMode, type Scanner } from "./scanner.ts";
 
@@ -27,4 +29,6 @@ export function registerCatalog(manager: Manager, options: CatalogOptions = {}):
   const scanner = scannerFor(options);
   registerRegistries(manager);
   registerApplications(manager, scanner);
+  registerPackages(manager);
+  registerArtifacts(manager, scanner);
 }
