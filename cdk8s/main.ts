@@ -122,6 +122,15 @@ function rbacChart(app: App): Chart {
   return chart;
 }
 
+/**
+ * Operator-specific flags. The catalog scans with clamd at outpost-clamd:3310 when one is
+ * deployed there; permissive until then, so that an install without clamd still works
+ * (see docs/operations.md to enforce scanning).
+ */
+const extraArgs: Record<string, string[]> = {
+  catalog: [`--clamd-address=outpost-clamd.${namespace}.svc:3310`, "--scan-mode=permissive"],
+};
+
 function operatorsChart(app: App): Chart {
   const chart = new Chart(app, "operators", { disableResourceNameHashes: true });
   for (const [name, access] of Object.entries(operators)) {
@@ -162,6 +171,7 @@ function operatorsChart(app: App): Chart {
             `--leader-election-namespace=${namespace}`,
             `--leader-election-id=outpost-${name}`,
             `--metrics-bind-address=:${metricsPort}`,
+            ...(extraArgs[name] ?? []),
           ],
           ports: [{ name: "metrics", number: metricsPort }],
           liveness: kplus.Probe.fromHttpGet("/healthz", {

@@ -38,7 +38,7 @@ const manager = new Manager({
       }
     : undefined,
 });
-for (const name of options.controllers) registry[name]?.(manager);
+for (const name of options.controllers) registry[name]?.(manager, options);
 manager.stopOnSignals();
 await manager.start();
 manager.logger.info(

@@ -12,7 +12,7 @@ describe("operator options", () => {
   });
 
   it("applies defaults and checks controllers", () => {
-    const o = parseOptions(["--controllers=all"], ["catalog", "deploy"]);
+    const o = parseOptions(["--controllers=all", "--scan-mode=off"], ["catalog", "deploy"]);
     assert.deepEqual(o.controllers, ["catalog", "deploy"]);
     assert.equal(o.leaderElect, true);
     assert.equal(o.leaseDurationMs, 15_000);
@@ -23,6 +23,20 @@ describe("operator options", () => {
       /unknown nope; available: catalog/,
     );
     assert.throws(() => parseOptions([], ["catalog"]), /--controllers is required/);
+  });
+
+  it("needs clamd for the catalog unless scanning is off", () => {
+    assert.throws(
+      () => parseOptions(["--controllers=catalog"], ["catalog"]),
+      /--clamd-address=host:port is required/,
+    );
+    assert.equal(parseOptions(["--controllers=catalog", "--scan-mode=off"], ["catalog"]).scanMode, "off");
+    const o = parseOptions(["--controllers=catalog", "--clamd-address=clamd:3310"], ["catalog"]);
+    assert.equal(o.clamdAddress, "clamd:3310");
+    assert.throws(
+      () => parseOptions(["--controllers=catalog", "--scan-mode=lax"], ["catalog"]),
+      /--scan-mode must be/,
+    );
   });
 
   it("rejects inconsistent leader-election timings", () => {

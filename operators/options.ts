@@ -14,6 +14,10 @@ export interface OperatorOptions {
   metricsBindAddress: string;
   metricsPort: number;
   logLevel: string;
+  /** Catalog: clamd's host:port. */
+  clamdAddress?: string;
+  /** Catalog: enforce, permissive or off. */
+  scanMode: "enforce" | "permissive" | "off";
 }
 
 export const usage = `usage: outpost-operator --controllers=NAME[,NAME…] [options]
@@ -28,7 +32,12 @@ export const usage = `usage: outpost-operator --controllers=NAME[,NAME…] [opti
   --renew-deadline=DURATION       the leader gives up after failing to renew this long (default: 10s)
   --retry-period=DURATION         time between lease attempts (default: 2s)
   --metrics-bind-address=ADDR     host:port for /metrics, /healthz, /readyz (default: :8080)
-  --log-level=LEVEL               trace, debug, info, warn, error (default: info)`;
+  --log-level=LEVEL               trace, debug, info, warn, error (default: info)
+
+catalog:
+  --clamd-address=HOST:PORT       clamd for malware scanning
+  --scan-mode=MODE                enforce (unscanned content is not Ready), permissive
+                                  (it is, with a warning) or off (air-gapped labs) (default: enforce)`;
 
 /** "1.5s", "500ms", "2m", "1h" → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -53,6 +62,8 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
       "retry-period": { type: "string", default: "2s" },
       "metrics-bind-address": { type: "string", default: ":8080" },
       "log-level": { type: "string", default: "info" },
+      "clamd-address": { type: "string" },
+      "scan-mode": { type: "string", default: "enforce" },
     },
     strict: true,
   });
@@ -73,6 +84,13 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
   if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
     throw new Error("leader election needs --retry-period < --renew-deadline < --lease-duration");
   }
+  const scanMode = values["scan-mode"];
+  if (scanMode !== "enforce" && scanMode !== "permissive" && scanMode !== "off") {
+    throw new Error(`--scan-mode must be enforce, permissive or off, not "${scanMode}"`);
+  }
+  if (controllers.includes("catalog") && scanMode !== "off" && !values["clamd-address"]) {
+    throw new Error("--clamd-address=host:port is required for the catalog unless --scan-mode=off");
+  }
   const bind = /^(.*):(\d+)$/.exec(values["metrics-bind-address"]);
   if (!bind) throw new Error(`--metrics-bind-address: "${values["metrics-bind-address"]}" is not host:port`);
   return {
@@ -88,5 +106,7 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
     metricsBindAddress: bind[1] === "" || bind[1] === undefined ? "0.0.0.0" : bind[1],
     metricsPort: Number(bind[2]),
     logLevel: values["log-level"],
+    clamdAddress: values["clamd-address"],
+    scanMode,
   };
 }

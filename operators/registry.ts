@@ -1,5 +1,10 @@
-// The controllers `outpost-operator --controllers=…` can run, by name. Each operator
-// folder registers its controllers with the manager here.
+// The controllers `outpost-operator --controllers=…` can run, by name.
+import { registerCatalog } from "./catalog/index.ts";
+import type { OperatorOptions } from "./options.ts";
 import type { Manager } from "./runtime/manager.ts";
 
-export const registry: Record<string, (manager: Manager) => void> = {};
+export const registry: Record<string, (manager: Manager, options: OperatorOptions) => void> = {
+  catalog: (manager, options) => {
+    registerCatalog(manager, { clamdAddress: options.clamdAddress, scanMode: options.scanMode });
+  },
+};

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
+import { installCRDs } from "../controlplane/index.ts";
 import { freePort } from "../controlplane/ports.ts";
+import { crdFiles } from "../support/crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 
 const main = fileURLToPath(new URL("../../operators/main.ts", import.meta.url));
@@ -23,6 +25,7 @@ describe("outpost-operator", () => {
   });
 
   it("serves health and metrics, logs JSON and shuts down gracefully on SIGTERM", async () => {
+    await installCRDs(controlPlane().management, crdFiles());
     const port = await freePort();
     const child = spawn(
       process.execPath,
@@ -31,6 +34,7 @@ describe("outpost-operator", () => {
         "tsx",
         main,
         "--controllers=all",
+        "--scan-mode=off",
         `--kubeconfig=${controlPlane().management.kubeconfig}`,
         "--leader-election-namespace=default",
         `--metrics-bind-address=127.0.0.1:${port}`,
@@ -50,7 +54,10 @@ describe("outpost-operator", () => {
       Promise.resolve(logs.some((l) => l.msg === "became leader") ? true : undefined),
     );
     assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
-    assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    // Ready once the informers of every controller have listed.
+    await eventually("readiness", async () =>
+      (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined,
+    );
     assert.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /outpost_leader 1/);
     assert.ok(
       logs.every((l) => typeof l.level === "string"),
