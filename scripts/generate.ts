@@ -41,7 +41,9 @@ interface CRD {
 export function prepare(schema: Schema, path: string[] = []): Schema {
   const out: Schema = {};
   for (const [key, value] of Object.entries(schema)) {
-    if (key.startsWith("x-kubernetes-") || key === "default") continue;
+    // Bounds stay in the CRD (the API server enforces them); types use plain arrays.
+    if (key.startsWith("x-kubernetes-") || key === "default" || key === "minItems" || key === "maxItems")
+      continue;
     out[key] = value;
   }
   if (schema["x-kubernetes-int-or-string"]) {

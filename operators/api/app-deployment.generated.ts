@@ -56,8 +56,6 @@ export interface AppDeployment {
         /**
          * Label requirements a cluster must meet, all of them.
          *
-         * @maxItems 16
-         *
          * Items: A label requirement.
          */
         matchExpressions?: {
@@ -71,23 +69,17 @@ export interface AppDeployment {
           operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
           /**
            * The values for In and NotIn; empty for Exists and DoesNotExist.
-           *
-           * @maxItems 64
            */
           values?: string[];
         }[];
       };
       /**
        * Deploy to these clusters, by name.
-       *
-       * @maxItems 1000
        */
       clusters?: string[];
     };
     /**
      * Per-application settings - placement, namespace and values - for applications that differ from the defaults.
-     *
-     * @maxItems 64
      *
      * Items: Settings of one application of the package.
      */
@@ -113,8 +105,6 @@ export interface AppDeployment {
           /**
            * Label requirements a cluster must meet, all of them.
            *
-           * @maxItems 16
-           *
            * Items: A label requirement.
            */
           matchExpressions?: {
@@ -128,16 +118,12 @@ export interface AppDeployment {
             operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
             /**
              * The values for In and NotIn; empty for Exists and DoesNotExist.
-             *
-             * @maxItems 64
              */
             values?: string[];
           }[];
         };
         /**
          * Deploy to these clusters, by name.
-         *
-         * @maxItems 1000
          */
         clusters?: string[];
       };
@@ -152,8 +138,6 @@ export interface AppDeployment {
     }[];
     /**
      * Values of the profiles' typed parameters. Each is checked against its parameter's type; mandatory ones must be set; secret ones must come from a Secret.
-     *
-     * @maxItems 256
      *
      * Items: A parameter value.
      */
@@ -187,8 +171,6 @@ export interface AppDeployment {
     /**
      * Values for groups of clusters, merged last (for example a different replica count at larger sites).
      *
-     * @maxItems 64
-     *
      * Items: Values for the clusters matching a selector.
      */
     overrides?: {
@@ -205,8 +187,6 @@ export interface AppDeployment {
         /**
          * Label requirements a cluster must meet, all of them.
          *
-         * @maxItems 16
-         *
          * Items: A label requirement.
          */
         matchExpressions?: {
@@ -220,8 +200,6 @@ export interface AppDeployment {
           operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
           /**
            * The values for In and NotIn; empty for Exists and DoesNotExist.
-           *
-           * @maxItems 64
            */
           values?: string[];
         }[];
@@ -246,8 +224,6 @@ export interface AppDeployment {
       /**
        * Groups of clusters updated one after the other, in order; clusters in no wave come last.
        *
-       * @maxItems 16
-       *
        * Items: A wave.
        */
       waves?: {
@@ -268,8 +244,6 @@ export interface AppDeployment {
           /**
            * Label requirements a cluster must meet, all of them.
            *
-           * @maxItems 16
-           *
            * Items: A label requirement.
            */
           matchExpressions?: {
@@ -283,8 +257,6 @@ export interface AppDeployment {
             operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
             /**
              * The values for In and NotIn; empty for Exists and DoesNotExist.
-             *
-             * @maxItems 64
              */
             values?: string[];
           }[];
@@ -384,8 +356,6 @@ export interface AppDeployment {
     /**
      * Per application counts.
      *
-     * @maxItems 64
-     *
      * Items: An application's state.
      */
     applications?: {
@@ -408,8 +378,6 @@ export interface AppDeployment {
     }[];
     /**
      * The first clusters that are not ready (at most 20), with why.
-     *
-     * @maxItems 20
      *
      * Items: A cluster that is not ready.
      */
@@ -437,8 +405,6 @@ export interface AppDeployment {
     lastHandledReconcileAt?: string;
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
-     *
-     * @maxItems 16
      *
      * Items: One aspect of the object's state.
      */

@@ -80,8 +80,6 @@ export interface Application {
     /**
      * Named sets of chart values with typed parameters, such as small, large or demo.
      *
-     * @maxItems 16
-     *
      * Items: A profile.
      */
     profiles?: {
@@ -103,8 +101,6 @@ export interface Application {
       values?: Record<string, unknown>;
       /**
        * Values a deployment may (or must) set, each at a dotted path in the chart values.
-       *
-       * @maxItems 32
        *
        * Items: A typed parameter.
        */
@@ -128,8 +124,6 @@ export interface Application {
         /**
          * Values to offer in tools.
          *
-         * @maxItems 20
-         *
          * Items: A suggested value, written as text.
          */
         suggestedValues?: string[];
@@ -145,8 +139,6 @@ export interface Application {
     }[];
     /**
      * Resources whose drift the deployment must ignore (they are changed at run time, e.g. by an operator).
-     *
-     * @maxItems 64
      *
      * Items: A resource to ignore.
      */
@@ -170,8 +162,6 @@ export interface Application {
     }[];
     /**
      * Services of the application that the service proxy may open from outside the edge cluster (web UIs, APIs).
-     *
-     * @maxItems 32
      *
      * Items: An exported service.
      */
@@ -225,8 +215,6 @@ export interface Application {
     lastHandledReconcileAt?: string;
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
-     *
-     * @maxItems 16
      *
      * Items: One aspect of the object's state.
      */

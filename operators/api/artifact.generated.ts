@@ -102,8 +102,6 @@ export interface Artifact {
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
      *
-     * @maxItems 16
-     *
      * Items: One aspect of the object's state.
      */
     conditions?: {

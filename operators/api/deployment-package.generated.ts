@@ -49,37 +49,20 @@ export interface DeploymentPackage {
     /**
      * The catalog Applications of the package, by name and version (each an Application named <name>-<version> in this namespace).
      *
-     * @minItems 1
-     * @maxItems 64
-     *
      * Items: An application of the package.
      */
-    applications: [
-      {
-        /**
-         * The Application's spec.name.
-         */
-        name: string;
-        /**
-         * The Application's spec.version.
-         */
-        version: string;
-      },
-      ...{
-        /**
-         * The Application's spec.name.
-         */
-        name: string;
-        /**
-         * The Application's spec.version.
-         */
-        version: string;
-      }[],
-    ];
+    applications: {
+      /**
+       * The Application's spec.name.
+       */
+      name: string;
+      /**
+       * The Application's spec.version.
+       */
+      version: string;
+    }[];
     /**
      * Start order. Each entry says an application requires another to be deployed and ready first. The graph must have no cycle.
-     *
-     * @maxItems 256
      *
      * Items: A dependency between two applications of the package.
      */
@@ -99,8 +82,6 @@ export interface DeploymentPackage {
     defaultProfile?: string;
     /**
      * Deployment profiles, each choosing one profile per application.
-     *
-     * @maxItems 32
      *
      * Items: A deployment profile.
      */
@@ -133,8 +114,6 @@ export interface DeploymentPackage {
     /**
      * Namespaces created on the edge clusters before any application, with their labels and annotations.
      *
-     * @maxItems 32
-     *
      * Items: A namespace to create.
      */
     namespaces?: {
@@ -157,8 +136,6 @@ export interface DeploymentPackage {
     }[];
     /**
      * Artifacts attached to the package (icons, dashboards, readme).
-     *
-     * @maxItems 32
      *
      * Items: An attached artifact.
      */
@@ -192,8 +169,6 @@ export interface DeploymentPackage {
     /**
      * The first AppDeployments using this package (at most 50).
      *
-     * @maxItems 50
-     *
      * Items: The name of an AppDeployment in this namespace.
      */
     deployments?: string[];
@@ -207,8 +182,6 @@ export interface DeploymentPackage {
     lastHandledReconcileAt?: string;
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
-     *
-     * @maxItems 16
      *
      * Items: One aspect of the object's state.
      */

@@ -71,8 +71,6 @@ export interface NetworkService {
         /**
          * Label requirements a cluster must meet, all of them.
          *
-         * @maxItems 16
-         *
          * Items: A label requirement.
          */
         matchExpressions?: {
@@ -86,8 +84,6 @@ export interface NetworkService {
           operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
           /**
            * The values for In and NotIn; empty for Exists and DoesNotExist.
-           *
-           * @maxItems 64
            */
           values?: string[];
         }[];
@@ -132,8 +128,6 @@ export interface NetworkService {
     lastHandledReconcileAt?: string;
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
-     *
-     * @maxItems 16
      *
      * Items: One aspect of the object's state.
      */

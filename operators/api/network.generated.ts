@@ -35,8 +35,6 @@ export interface Network {
         /**
          * Label requirements a cluster must meet, all of them.
          *
-         * @maxItems 16
-         *
          * Items: A label requirement.
          */
         matchExpressions?: {
@@ -50,8 +48,6 @@ export interface Network {
           operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
           /**
            * The values for In and NotIn; empty for Exists and DoesNotExist.
-           *
-           * @maxItems 64
            */
           values?: string[];
         }[];
@@ -78,8 +74,6 @@ export interface Network {
         /**
          * Label requirements a cluster must meet, all of them.
          *
-         * @maxItems 16
-         *
          * Items: A label requirement.
          */
         matchExpressions?: {
@@ -93,8 +87,6 @@ export interface Network {
           operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
           /**
            * The values for In and NotIn; empty for Exists and DoesNotExist.
-           *
-           * @maxItems 64
            */
           values?: string[];
         }[];
@@ -145,8 +137,6 @@ export interface Network {
     /**
      * The first members with a problem (at most 20).
      *
-     * @maxItems 20
-     *
      * Items: A member with a problem.
      */
     clusters?: {
@@ -185,8 +175,6 @@ export interface Network {
     lastHandledReconcileAt?: string;
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
-     *
-     * @maxItems 16
      *
      * Items: One aspect of the object's state.
      */

@@ -29,8 +29,6 @@ export interface Project {
     /**
      * Users and groups with their role in the project.
      *
-     * @maxItems 256
-     *
      * Items: A member.
      */
     members?: {
@@ -55,8 +53,6 @@ export interface Project {
     };
     /**
      * Base extension packages (DeploymentPackages labelled as extensions in outpost-system) to copy into the project. Default all of them.
-     *
-     * @maxItems 64
      */
     extensions?: string[];
     /**
@@ -108,8 +104,6 @@ export interface Project {
     lastHandledReconcileAt?: string;
     /**
      * Current state, as kstatus conditions: Ready (the summary), Reconciling (work under way) and Stalled (an error only a spec change can fix).
-     *
-     * @maxItems 16
      *
      * Items: One aspect of the object's state.
      */

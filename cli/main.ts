@@ -1,0 +1,102 @@
+// kubectl-outpost: the Outpost kubectl plugin.
+//   kubectl outpost import PATH... [-n NS] [--clamd-address HOST:PORT | --no-scan]
+//   kubectl outpost export -n NS --dir DIR
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { CatalogError } from "../operators/catalog/format.ts";
+import { scannerFor } from "../operators/catalog/index.ts";
+import { KubeClient } from "../operators/runtime/client.ts";
+import { exportCatalog, importCatalog } from "./catalog.ts";
+import { collectFiles } from "./files.ts";
+
+const usage = `usage: kubectl outpost COMMAND [options]
+
+commands:
+  import PATH...     apply catalog files (Edge Orchestrator format: folders, files, .tar.gz),
+                     all or nothing, after validation, malware scan and a server-side dry run
+      --clamd-address=HOST:PORT   clamd to scan with (or set OUTPOST_CLAMD_ADDRESS)
+      --no-scan                   do not scan (air-gapped labs)
+  export             write the namespace's catalog as catalog files
+      --dir=DIR                   where to write (default: .)
+
+common options:
+  -n, --namespace=NS    the project namespace (default: the context's namespace, else default)
+  --kubeconfig=PATH     kubeconfig (default: $KUBECONFIG, else ~/.kube/config)
+  --context=NAME        kubeconfig context`;
+
+function client(values: { kubeconfig?: string; context?: string }): {
+  client: KubeClient;
+  namespace: string;
+} {
+  const kc = new KubeConfig();
+  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+  else kc.loadFromDefault();
+  if (values.context) kc.setCurrentContext(values.context);
+  const ns = kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+  return { client: new KubeClient(kc), namespace: ns };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    console.log(usage);
+    return command ? 0 : 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      namespace: { type: "string", short: "n" },
+      kubeconfig: { type: "string" },
+      context: { type: "string" },
+      "clamd-address": { type: "string" },
+      "no-scan": { type: "boolean" },
+      dir: { type: "string", default: "." },
+    },
+  });
+  const progress = (line: string): void => {
+    console.error(line);
+  };
+  if (command === "import") {
+    if (positionals.length === 0)
+      throw new CatalogError("import needs at least one PATH (folder, file or .tar.gz)");
+    const clamd = values["clamd-address"] ?? process.env.OUTPOST_CLAMD_ADDRESS;
+    if (!clamd && !values["no-scan"]) {
+      throw new CatalogError(
+        "import scans every file: give --clamd-address=HOST:PORT (or OUTPOST_CLAMD_ADDRESS), or --no-scan",
+      );
+    }
+    const scanner = values["no-scan"] ? undefined : scannerFor({ clamdAddress: clamd, scanMode: "enforce" });
+    const { client: c, namespace } = client(values);
+    try {
+      const files = await collectFiles(positionals);
+      const result = await importCatalog(c, files, values.namespace ?? namespace, { scanner, progress });
+      for (const a of result.applied) console.log(a);
+    } finally {
+      await c.close();
+    }
+    return 0;
+  }
+  if (command === "export") {
+    const { client: c, namespace } = client(values);
+    try {
+      const written = await exportCatalog(c, values.namespace ?? namespace, values.dir);
+      for (const w of written) console.log(w);
+      progress(`wrote ${written.length} files to ${values.dir}`);
+    } finally {
+      await c.close();
+    }
+    return 0;
+  }
+  throw new CatalogError(`unknown command "${command}"\n\n${usage}`);
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(err instanceof CatalogError ? 1 : 2);
+    },
+  );
+}
