@@ -68,7 +68,10 @@ export async function collectFiles(paths: string[]): Promise<CatalogFile[]> {
         if (!entry.startsWith(".")) await add(join(path, entry), join(shown, entry));
       }
     } else if (/\.(tar\.gz|tgz)$/.test(path)) {
-      files.push(...(await readBundle(shown, readFileSync(path))));
+      const bytes = readFileSync(path);
+      files.push(...(await readBundle(shown, bytes)));
+      // The bundle itself is scanned too (as data: it is not a catalog file).
+      files.push({ path: shown, content: bytes });
     } else {
       files.push({ path: shown, content: readFileSync(path) });
     }

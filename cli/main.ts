@@ -1,7 +1,10 @@
 // kubectl-outpost: the Outpost kubectl plugin.
 //   kubectl outpost import PATH... [-n NS] [--clamd-address HOST:PORT | --no-scan]
 //   kubectl outpost export -n NS --dir DIR
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import { draftFromChart } from "../operators/catalog/draft.ts";
 import { KubeConfig } from "@kubernetes/client-node";
 import { CatalogError } from "../operators/catalog/format.ts";
 import { scannerFor } from "../operators/catalog/index.ts";
@@ -18,6 +21,9 @@ commands:
       --no-scan                   do not scan (air-gapped labs)
   export             write the namespace's catalog as catalog files
       --dir=DIR                   where to write (default: .)
+  package helm CHART.tgz
+                     print a draft Application and a one-app DeploymentPackage for a chart
+      --registry=NAME             the Registry holding the chart (required)
 
 common options:
   -n, --namespace=NS    the project namespace (default: the context's namespace, else default)
@@ -52,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       "clamd-address": { type: "string" },
       "no-scan": { type: "boolean" },
       dir: { type: "string", default: "." },
+      registry: { type: "string" },
     },
   });
   const progress = (line: string): void => {
@@ -86,6 +93,14 @@ export async function main(argv: string[]): Promise<number> {
     } finally {
       await c.close();
     }
+    return 0;
+  }
+  if (command === "package" && positionals[0] === "helm") {
+    const chart = positionals[1];
+    if (!chart || !values.registry)
+      throw new CatalogError("usage: kubectl outpost package helm CHART.tgz --registry=NAME");
+    const objects = await draftFromChart(readFileSync(chart), values.registry, values.namespace);
+    console.log(objects.map((o) => stringify(o)).join("---\n"));
     return 0;
   }
   throw new CatalogError(`unknown command "${command}"\n\n${usage}`);
