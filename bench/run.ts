@@ -4,6 +4,7 @@ import { publish, type BenchmarkResult } from "./report.ts";
 const benchmarks: Record<string, () => Promise<{ run(): Promise<BenchmarkResult> }>> = {
   controlplane: () => import("./controlplane.ts"),
   runtime: () => import("./runtime.ts"),
+  catalog: () => import("./catalog.ts"),
 };
 
 const selected = process.env.BENCH ? process.env.BENCH.split(",") : Object.keys(benchmarks);

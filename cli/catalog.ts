@@ -38,6 +38,19 @@ const resources: Record<string, ResourceType> = {
   Artifact: ArtifactResource,
 };
 
+/** Runs `task` over `items` with at most `concurrency` at a time, in order of start. */
+async function pool<T>(items: T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await task(items[next++] as T);
+    }),
+  );
+}
+
+/** Apply order: what others refer to first. */
+const tiers = [["Secret", "ConfigMap"], ["Registry"], ["Application", "Artifact"], ["DeploymentPackage"]];
+
 export interface ImportResult {
   applied: string[];
 }
@@ -58,13 +71,15 @@ export async function importCatalog(
 
   if (options.scanner) {
     const infected: string[] = [];
-    for (const f of files) {
-      const verdict = await options.scanner.scan(f.content);
+    const scanner = options.scanner;
+    await pool(files, 4, async (f) => {
+      const verdict = await scanner.scan(f.content);
       if (verdict.result === "Infected")
         infected.push(`${f.path}: contains ${verdict.signature ?? "malware"}`);
       else if (verdict.result === "Error")
         infected.push(`${f.path}: could not be scanned: ${verdict.message ?? ""}`);
-    }
+    });
+    infected.sort();
     if (infected.length > 0) throw new CatalogError(infected.join("\n"));
     progress(`scanned ${files.length} file${files.length === 1 ? "" : "s"}: clean`);
   }
@@ -73,17 +88,27 @@ export async function importCatalog(
   const source = (o: KubeObject): string => sources.get(o) ?? "(generated)";
   const problems: string[] = [];
   // References must resolve within the import or to objects already in the namespace.
-  const has = async (r: ResourceType, name: string): Promise<boolean> =>
-    objects.some((o) => o.kind === r.kind && o.metadata.name === name) ||
-    (await client.get(r, name, namespace)) !== undefined;
-  for (const o of objects) {
+  const imported = new Set(objects.map((o) => `${o.kind}/${o.metadata.name ?? ""}`));
+  const found = new Map<string, Promise<boolean>>();
+  const has = (r: ResourceType, name: string): Promise<boolean> => {
+    const key = `${r.kind}/${name}`;
+    if (imported.has(key)) return Promise.resolve(true);
+    let p = found.get(key);
+    if (!p) {
+      p = client.get(r, name, namespace).then((o) => o !== undefined);
+      found.set(key, p);
+    }
+    return p;
+  };
+  await pool(objects, 16, async (o) => {
     const spec = (o as { spec?: Record<string, unknown> }).spec;
     if (o.kind === "Application") {
       const reg = (spec?.chart as { registryRef: { name: string } }).registryRef.name;
-      if (!(await has(RegistryResource, reg)))
+      if (!(await has(RegistryResource, reg))) {
         problems.push(
           `${source(o)}: helmRegistry: Registry ${reg} is neither imported nor in namespace ${namespace}`,
         );
+      }
     }
     if (o.kind === "DeploymentPackage") {
       for (const a of (spec?.applications ?? []) as { name: string; version: string }[]) {
@@ -94,8 +119,8 @@ export async function importCatalog(
         }
       }
     }
-  }
-  for (const o of objects) {
+  });
+  await pool(objects, 16, async (o) => {
     const r = resources[o.kind];
     if (!r) throw new Error(`no resource for ${o.kind}`);
     try {
@@ -104,16 +129,23 @@ export async function importCatalog(
       if (!(err instanceof ApiError)) throw err;
       problems.push(`${source(o)}: ${o.kind} ${o.metadata.name ?? ""}: ${err.message}`);
     }
-  }
+  });
+  problems.sort();
   if (problems.length > 0) throw new CatalogError(`nothing was applied:\n${problems.join("\n")}`);
   progress(`${objects.length} objects passed the server-side dry run`);
 
   const applied: string[] = [];
-  for (const o of objects) {
-    const r = resources[o.kind];
-    if (!r) continue;
-    await client.apply(r, o, { fieldManager });
-    applied.push(`${o.kind.toLowerCase()}/${o.metadata.name ?? ""}`);
+  for (const tier of tiers) {
+    await pool(
+      objects.filter((o) => tier.includes(o.kind)),
+      16,
+      async (o) => {
+        const r = resources[o.kind];
+        if (!r) return;
+        await client.apply(r, o, { fieldManager });
+        applied.push(`${o.kind.toLowerCase()}/${o.metadata.name ?? ""}`);
+      },
+    );
   }
   progress(`applied ${applied.length} objects to namespace ${namespace}`);
   return { applied };

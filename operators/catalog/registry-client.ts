@@ -64,9 +64,13 @@ export class RegistryClient {
     await this.dispatcher?.close();
   }
 
-  /** For OCI: the registry's base URL (https for oci://) and the repository path prefix. */
+  /**
+   * For OCI: the registry's base URL and the repository path prefix. oci:// means HTTPS,
+   * except to a loopback host, which is plain HTTP as Docker and Helm treat local registries.
+   */
   private oci(): { base: string; prefix: string } {
-    const u = new URL(this.access.url.replace(/^oci:\/\//, "https://"));
+    const loopback = /^oci:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(\/|$)/.test(this.access.url);
+    const u = new URL(this.access.url.replace(/^oci:\/\//, loopback ? "http://" : "https://"));
     return { base: `${u.protocol}//${u.host}`, prefix: u.pathname.replace(/^\/+|\/+$/g, "") };
   }
 
