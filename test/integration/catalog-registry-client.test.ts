@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { RegistryClient, RegistryError } from "../../operators/catalog/registry-client.ts";
 import { freePort } from "../controlplane/ports.ts";
+import { createCertificateAuthority } from "../controlplane/pki.ts";
 import {
   makeChart,
   pushChart,
@@ -91,6 +92,38 @@ describe("RegistryClient", () => {
     );
     const none = new RegistryClient({ type: "helm", url: privateHelm.url });
     await rejectsWith(none.check(), "Unauthorized", /HTTP 401/);
+  });
+
+  it("sends a token as a bearer credential", async () => {
+    const tokenRepo = await startHelmRepo([web], { bearerToken: "t0ken" });
+    try {
+      await new RegistryClient({ type: "helm", url: tokenRepo.url, token: "t0ken" }).check();
+      await rejectsWith(
+        new RegistryClient({ type: "helm", url: tokenRepo.url, token: "other" }).check(),
+        "Unauthorized",
+        /HTTP 401/,
+      );
+    } finally {
+      await tokenRepo.stop();
+    }
+  });
+
+  it("trusts a private CA from the access settings, and only then", async () => {
+    const ca = await createCertificateAuthority("registry-ca");
+    const serving = await ca.issue({ commonName: "charts", hosts: ["127.0.0.1"], usage: "server" });
+    const tlsRepo = await startHelmRepo([web], { tls: serving });
+    try {
+      const trusted = new RegistryClient({ type: "helm", url: tlsRepo.url, caPem: ca.certPem });
+      assert.equal((await trusted.resolveChart("web", "1.2.0")).digest, web.digest);
+      await trusted.close();
+      await rejectsWith(
+        new RegistryClient({ type: "helm", url: tlsRepo.url }).check(),
+        "Unreachable",
+        /self-signed|unable to verify|certificate/i,
+      );
+    } finally {
+      await tlsRepo.stop();
+    }
   });
 
   it("names the URL of an unreachable registry", async () => {

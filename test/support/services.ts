@@ -2,7 +2,13 @@
 // that detects the EICAR test string, an OCI registry (distribution, Debian's
 // docker-registry), and a static Helm chart repository; plus Helm chart archives.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -250,13 +256,13 @@ export interface HelmRepo extends Service {
   requests: { url: string; authorization?: string }[];
 }
 
-/** A static Helm HTTP repository (index.yaml + archives), optionally behind basic auth. */
+/** A static Helm HTTP repository (index.yaml + archives), optionally behind basic auth or over HTTPS. */
 export async function startHelmRepo(
   charts: Chart[],
-  options: { basicAuth?: string } = {},
+  options: { basicAuth?: string; bearerToken?: string; tls?: { certPem: string; keyPem: string } } = {},
 ): Promise<HelmRepo> {
   const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
   const entries: Record<string, object[]> = {};
   for (const c of charts) {
     (entries[c.name] ??= []).push({
@@ -270,11 +276,12 @@ export async function startHelmRepo(
   }
   const index = stringify({ apiVersion: "v1", entries, generated: "2026-01-01T00:00:00Z" });
   const requests: HelmRepo["requests"] = [];
-  const server: Server = createHttpServer((req: IncomingMessage, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     requests.push({ url: req.url ?? "", authorization: req.headers.authorization });
     if (
-      options.basicAuth &&
-      req.headers.authorization !== `Basic ${Buffer.from(options.basicAuth).toString("base64")}`
+      (options.basicAuth &&
+        req.headers.authorization !== `Basic ${Buffer.from(options.basicAuth).toString("base64")}`) ||
+      (options.bearerToken && req.headers.authorization !== `Bearer ${options.bearerToken}`)
     ) {
       res.writeHead(401, { "www-authenticate": 'Basic realm="charts"' }).end();
       return;
@@ -286,7 +293,10 @@ export async function startHelmRepo(
     const chart = charts.find((c) => req.url === `/charts/${c.name}-${c.version}.tgz`);
     if (chart) res.writeHead(200, { "content-type": "application/gzip" }).end(chart.archive);
     else res.writeHead(404).end();
-  });
+  };
+  const server: Server = options.tls
+    ? createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler)
+    : createHttpServer(handler);
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     host: "127.0.0.1",
