@@ -4,22 +4,51 @@
 import type { Application } from "../api/application.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import { ApplicationResource, RegistryResource } from "../api/resources.generated.ts";
-import { removeCondition, setCondition, summarize } from "../runtime/conditions.ts";
+import { removeCondition, summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { ReconcileError, withStatus } from "../runtime/reconcile.ts";
-import { readChart } from "./chart.ts";
+import { readChart, type ChartFiles } from "./chart.ts";
 import { checkProfiles } from "./profiles.ts";
 import { RegistryClient, RegistryError } from "./registry-client.ts";
-import type { Scanner } from "./scanner.ts";
+import { recordScan, type Scanner, type ScanVerdict } from "./scanner.ts";
 import { registryAccess } from "./secrets.ts";
 
 const retryMs = 60_000;
 type Status = NonNullable<Application["status"]>;
 
-const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+/** What a chart archive held: its scan verdict and its files (or why they are unreadable). */
+interface Inspected {
+  verdict: ScanVerdict;
+  files: ChartFiles | Error;
+}
+
+const inspectedCacheSize = 1024;
 
 export class ApplicationReconciler {
+  /** By chart digest: many applications share a chart, which is fetched and read once. */
+  private readonly inspected = new Map<string, Inspected>();
+
+  /** The verdict and files of the archive with `digest`, fetching it only when not known. */
+  private async inspect(digest: string, fetch: () => Promise<Buffer>): Promise<Inspected> {
+    const known = this.inspected.get(digest);
+    // A failed scan is retried; a verdict and the files are facts of the digest.
+    if (known && known.verdict.result !== "Error") return known;
+    const archive = await fetch();
+    const verdict = await this.scanner.scan(archive);
+    const files = await readChart(archive).catch((err: unknown) =>
+      err instanceof Error ? err : new Error(String(err)),
+    );
+    const result = { verdict, files };
+    this.inspected.set(digest, result);
+    while (this.inspected.size > inspectedCacheSize) {
+      const oldest = this.inspected.keys().next().value;
+      if (oldest === undefined) break;
+      this.inspected.delete(oldest);
+    }
+    return result;
+  }
+
   constructor(
     private readonly manager: Manager,
     private readonly scanner: Scanner,
@@ -27,7 +56,7 @@ export class ApplicationReconciler {
 
   async reconcile(req: Request): Promise<Result | undefined> {
     const { client, fieldManager } = this.manager;
-    const app = await client.get<Application>(ApplicationResource, req.name, req.namespace);
+    const app = this.manager.informer<Application>(ApplicationResource).cache.get(req.key);
     if (!app || app.metadata.deletionTimestamp) return undefined;
     return withStatus(client, ApplicationResource, app, fieldManager, (status) =>
       this.work(app, status),
@@ -63,91 +92,38 @@ export class ApplicationReconciler {
     }
 
     const registryClient = new RegistryClient(await registryAccess(this.manager.client, registry));
-    let archive: Buffer | undefined;
+    const chartName = `chart ${app.spec.chart.name} ${app.spec.chart.version}`;
+    let inspected: Inspected | undefined;
     try {
       const chart = await registryClient.resolveChart(app.spec.chart.name, app.spec.chart.version);
       const changed = status.chartDigest !== chart.digest;
       status.chartDigest = chart.digest;
-      const needsScan = this.scanner.mode !== "off" && (changed || status.scan?.result !== "Clean");
-      if (needsScan || changed || status.observedGeneration !== generation) archive = await chart.fetch();
+      const rescan = this.scanner.mode !== "off" && status.scan?.result !== "Clean";
+      // Same chart, same spec, already scanned clean: the last verdict stands.
+      if (!changed && !rescan && status.observedGeneration === generation) return undefined;
+      inspected = await this.inspect(chart.digest, () => chart.fetch());
     } catch (err) {
-      if (err instanceof RegistryError)
+      if (err instanceof RegistryError) {
         throw new ReconcileError(
           err.reason === "NotFound" ? "ChartNotFound" : `Registry${err.reason}`,
           err.message,
         );
+      }
       throw err;
     } finally {
       await registryClient.close();
     }
 
-    // Same chart, same spec, already scanned clean: the last verdict stands.
-    if (!archive) return undefined;
-    {
-      const verdict = await this.scanner.scan(archive);
-      status.scan = {
-        result: verdict.result,
-        time: now(),
-        ...(verdict.signature ? { signature: verdict.signature } : {}),
-      };
-      const g = generation !== undefined ? { observedGeneration: generation } : {};
-      if (verdict.result === "Infected") {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: "False",
-          reason: "MalwareFound",
-          message: `the chart archive contains ${verdict.signature ?? "malware"}`,
-          ...g,
-        });
-        return stall(
-          "MalwareFound",
-          `chart ${app.spec.chart.name} ${app.spec.chart.version} contains ${verdict.signature ?? "malware"}; it cannot be deployed`,
-        );
-      }
-      if (verdict.result === "Error") {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: "Unknown",
-          reason: "ScannerUnavailable",
-          message: verdict.message ?? "the scanner is unavailable",
-          ...g,
-        });
-        if (this.scanner.mode === "enforce") {
-          throw new ReconcileError(
-            "ScannerUnavailable",
-            `the chart could not be scanned: ${verdict.message ?? ""}`,
-          );
-        }
-      } else if (verdict.result === "Skipped") {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: "Unknown",
-          reason: "ScanningDisabled",
-          message: "malware scanning is turned off",
-          ...g,
-        });
-      } else {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: "True",
-          reason: "Clean",
-          message: "no malware found",
-          ...g,
-        });
-      }
-
-      let files;
-      try {
-        files = await readChart(archive);
-      } catch (err) {
-        return stall(
-          "InvalidChart",
-          `chart ${app.spec.chart.name} ${app.spec.chart.version}: ${(err as Error).message}`,
-        );
-      }
-      const problems = checkProfiles(app.spec.profiles ?? [], files.values, files.hasSchema);
-      if (problems.length > 0) return stall("InvalidProfile", problems.slice(0, 5).join("; "));
-    }
+    const infected = recordScan(status, inspected.verdict, this.scanner.mode, generation, chartName);
+    if (infected) return stall("MalwareFound", infected);
+    if (inspected.files instanceof Error)
+      return stall("InvalidChart", `${chartName}: ${inspected.files.message}`);
+    const problems = checkProfiles(
+      app.spec.profiles ?? [],
+      inspected.files.values,
+      inspected.files.hasSchema,
+    );
+    if (problems.length > 0) return stall("InvalidProfile", problems.slice(0, 5).join("; "));
 
     status.conditions = removeCondition(status.conditions, "Stalled");
     Object.assign(

@@ -3,12 +3,12 @@
 import type { Artifact } from "../api/artifact.generated.ts";
 import { ArtifactResource } from "../api/resources.generated.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
-import { setCondition, summarize } from "../runtime/conditions.ts";
+import { summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { ReconcileError, withStatus } from "../runtime/reconcile.ts";
 import { mimeMismatch } from "./mime.ts";
-import type { Scanner } from "./scanner.ts";
+import { recordScan, type Scanner } from "./scanner.ts";
 import { secretData } from "./secrets.ts";
 
 export const configMapsResource: ResourceType = {
@@ -27,8 +27,6 @@ interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
   binaryData?: Record<string, string>;
 }
-
-const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
 export class ArtifactReconciler {
   constructor(
@@ -65,7 +63,7 @@ export class ArtifactReconciler {
 
   async reconcile(req: Request): Promise<Result | undefined> {
     const { client, fieldManager } = this.manager;
-    const artifact = await client.get<Artifact>(ArtifactResource, req.name, req.namespace);
+    const artifact = this.manager.informer<Artifact>(ArtifactResource).cache.get(req.key);
     if (!artifact || artifact.metadata.deletionTimestamp) return undefined;
     const recheck = artifact.spec.source.secretKeyRef ? { requeueAfterMs: secretRecheckMs } : undefined;
     return withStatus(client, ArtifactResource, artifact, fieldManager, async (status) => {
@@ -88,47 +86,8 @@ export class ArtifactReconciler {
         return stall("MimeTypeMismatch", `spec.mimeType is ${artifact.spec.mimeType}, but ${mismatch}`);
       const verdict = await this.scanner.scan(bytes);
       status.digest = verdict.digest;
-      status.scan = {
-        result: verdict.result,
-        time: now(),
-        ...(verdict.signature ? { signature: verdict.signature } : {}),
-      };
-      const g = generation !== undefined ? { observedGeneration: generation } : {};
-      if (verdict.result === "Infected") {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: "False",
-          reason: "MalwareFound",
-          message: `the content contains ${verdict.signature ?? "malware"}`,
-          ...g,
-        });
-        return stall(
-          "MalwareFound",
-          `the content contains ${verdict.signature ?? "malware"}; it cannot be used`,
-        );
-      }
-      if (verdict.result === "Error") {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: "Unknown",
-          reason: "ScannerUnavailable",
-          message: verdict.message ?? "",
-          ...g,
-        });
-        if (this.scanner.mode === "enforce")
-          throw new ReconcileError(
-            "ScannerUnavailable",
-            `the content could not be scanned: ${verdict.message ?? ""}`,
-          );
-      } else {
-        status.conditions = setCondition(status.conditions, {
-          type: "Scanned",
-          status: verdict.result === "Clean" ? "True" : "Unknown",
-          reason: verdict.result === "Clean" ? "Clean" : "ScanningDisabled",
-          message: verdict.result === "Clean" ? "no malware found" : "malware scanning is turned off",
-          ...g,
-        });
-      }
+      const infected = recordScan(status, verdict, this.scanner.mode, generation, "the content");
+      if (infected) return stall("MalwareFound", infected);
       Object.assign(
         status,
         summarize(status, generation, {

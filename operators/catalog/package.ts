@@ -96,7 +96,7 @@ export class PackageReconciler {
 
   async reconcile(req: Request): Promise<Result | undefined> {
     const { client, fieldManager } = this.manager;
-    const pkg = await client.get<DeploymentPackage>(DeploymentPackageResource, req.name, req.namespace);
+    const pkg = this.manager.informer<DeploymentPackage>(DeploymentPackageResource).cache.get(req.key);
     if (!pkg || pkg.metadata.deletionTimestamp) return undefined;
     const ns = pkg.metadata.namespace ?? "";
     const appCache = this.manager.informer<Application>(ApplicationResource).cache;

@@ -37,7 +37,7 @@ export class RegistryReconciler {
 
   async reconcile(req: Request): Promise<Result | undefined> {
     const { client, fieldManager } = this.manager;
-    const registry = await client.get<Registry>(RegistryResource, req.name, req.namespace);
+    const registry = this.manager.informer<Registry>(RegistryResource).cache.get(req.key);
     if (!registry) return undefined;
 
     if (registry.metadata.deletionTimestamp) {

@@ -3,6 +3,8 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import NodeClam from "clamscan";
+import { setCondition, type Condition } from "../runtime/conditions.ts";
+import { ReconcileError } from "../runtime/reconcile.ts";
 
 export type ScanMode = "enforce" | "permissive" | "off";
 
@@ -96,5 +98,58 @@ export class ClamdScanner implements Scanner {
       this.cache.delete(oldest);
     }
     return verdict;
+  }
+}
+
+interface ScannedStatus {
+  conditions?: Condition[];
+  scan?: { result?: string; signature?: string; time?: string };
+}
+
+/**
+ * Records a verdict in a status: `status.scan` and the Scanned condition. Returns the
+ * sentence to stall with when the content is infected; throws a ReconcileError when it
+ * could not be scanned and scanning is enforced.
+ */
+export function recordScan(
+  status: ScannedStatus,
+  verdict: ScanVerdict,
+  mode: ScanMode,
+  generation: number | undefined,
+  what: string,
+): string | undefined {
+  status.scan = {
+    result: verdict.result,
+    time: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    ...(verdict.signature ? { signature: verdict.signature } : {}),
+  };
+  const g = generation !== undefined ? { observedGeneration: generation } : {};
+  const set = (s: Condition["status"], reason: string, message: string): void => {
+    status.conditions = setCondition(status.conditions, {
+      type: "Scanned",
+      status: s,
+      reason,
+      message,
+      ...g,
+    });
+  };
+  switch (verdict.result) {
+    case "Infected":
+      set("False", "MalwareFound", `${what} contains ${verdict.signature ?? "malware"}`);
+      return `${what} contains ${verdict.signature ?? "malware"}; it cannot be used`;
+    case "Error":
+      set("Unknown", "ScannerUnavailable", verdict.message ?? "the scanner is unavailable");
+      if (mode === "enforce")
+        throw new ReconcileError(
+          "ScannerUnavailable",
+          `${what} could not be scanned: ${verdict.message ?? ""}`,
+        );
+      return undefined;
+    case "Skipped":
+      set("Unknown", "ScanningDisabled", "malware scanning is turned off");
+      return undefined;
+    case "Clean":
+      set("True", "Clean", "no malware found");
+      return undefined;
   }
 }

@@ -120,7 +120,7 @@ describe("Application reconcile", () => {
     assert.equal(reason(a), "MalwareFound");
     assert.equal(reason(a, "Scanned"), "MalwareFound");
     assert.equal(a.status?.scan?.signature, "Outpost.Test.EICAR.UNOFFICIAL");
-    assert.match(message(a), /contains Outpost\.Test\.EICAR\.UNOFFICIAL; it cannot be deployed/);
+    assert.match(message(a), /contains Outpost\.Test\.EICAR\.UNOFFICIAL; it cannot be used/);
   });
 
   it("reports a chart version the registry does not have", async () => {
