@@ -76,6 +76,26 @@ export function checkPackage(
   return { kind: "ok" };
 }
 
+/**
+ * The package's deployment profiles as application → application profile, with each
+ * application's default filled in. Without profiles a package has one implicit profile,
+ * "default", that uses every application's default profile.
+ */
+export function effectiveProfiles(
+  pkg: DeploymentPackage,
+  apps: Map<string, Application | undefined>,
+): { name: string; applicationProfiles: Record<string, string | undefined> }[] {
+  const defaults = Object.fromEntries(
+    pkg.spec.applications.map((a) => [a.name, apps.get(`${a.name}-${a.version}`)?.spec.defaultProfile]),
+  );
+  const profiles = pkg.spec.profiles ?? [];
+  if (profiles.length === 0) return [{ name: "default", applicationProfiles: defaults }];
+  return profiles.map((p) => ({
+    name: p.name,
+    applicationProfiles: { ...defaults, ...(p.applicationProfiles ?? {}) },
+  }));
+}
+
 /** sha256 of the canonical spec and of what each application resolved to. */
 export function contentDigest(pkg: DeploymentPackage, apps: Application[]): string {
   return sha256({

@@ -4,6 +4,9 @@ import { describe, it } from "node:test";
 import { canonicalJson, sha256 } from "./digest.ts";
 import { findCycle, startOrder } from "./graph.ts";
 import { mimeMismatch } from "./mime.ts";
+import { effectiveProfiles } from "./package.ts";
+import type { Application } from "../api/application.generated.ts";
+import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
 
 describe("mimeMismatch", () => {
   const pngBytes = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
@@ -52,5 +55,52 @@ describe("digest", () => {
     assert.equal(sha256({ a: 1, b: 2 }), sha256({ b: 2, a: 1 }));
     assert.notEqual(sha256({ a: 1 }), sha256({ a: 2 }));
     assert.match(sha256("x"), /^sha256:[0-9a-f]{64}$/);
+  });
+});
+
+describe("effectiveProfiles", () => {
+  const app = (name: string, defaultProfile?: string): Application => ({
+    metadata: { name: `${name}-1.0.0` },
+    spec: {
+      name,
+      version: "1.0.0",
+      chart: { registryRef: { name: "r" }, name, version: "1" },
+      ...(defaultProfile ? { defaultProfile } : {}),
+    },
+  });
+  const apps = new Map<string, Application | undefined>([
+    ["web-1.0.0", app("web", "standard")],
+    ["db-1.0.0", app("db")],
+  ]);
+  const pkg = (profiles?: DeploymentPackage["spec"]["profiles"]): DeploymentPackage => ({
+    metadata: { name: "shop-1.0.0" },
+    spec: {
+      name: "shop",
+      version: "1.0.0",
+      applications: [
+        { name: "web", version: "1.0.0" },
+        { name: "db", version: "1.0.0" },
+      ],
+      ...(profiles ? { profiles } : {}),
+    },
+  });
+
+  it("gives a package without profiles an implicit default from each application's default", () => {
+    assert.deepEqual(effectiveProfiles(pkg(), apps), [
+      { name: "default", applicationProfiles: { web: "standard", db: undefined } },
+    ]);
+  });
+
+  it("fills in application defaults for applications a profile leaves out", () => {
+    assert.deepEqual(
+      effectiveProfiles(
+        pkg([{ name: "kiosk", applicationProfiles: { web: "small" } }, { name: "plain" }]),
+        apps,
+      ),
+      [
+        { name: "kiosk", applicationProfiles: { web: "small", db: undefined } },
+        { name: "plain", applicationProfiles: { web: "standard", db: undefined } },
+      ],
+    );
   });
 });
