@@ -51,7 +51,7 @@ describe("control plane processes", () => {
       await assert.rejects(startControlPlane({ basePort: port - 2, dir }), (err: Error) => {
         assert.match(
           err.message,
-          new RegExp(`already in use: 127\\.0\\.0\\.1:${port} \\(for the management API server\\)`),
+          new RegExp(`already in use: (.*, )?127\\.0\\.0\\.1:${port} \\(for the management API server\\)`),
         );
         return true;
       });
