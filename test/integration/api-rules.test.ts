@@ -3,10 +3,11 @@
 // valid counterpart passes.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { ApiError, KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { crdFiles } from "../support/crds.ts";
 import { useControlPlane } from "../support/controlplane.ts";
+import { rejected as rejectedBy } from "../support/api.ts";
 
 const controlPlane = useControlPlane();
 let client: KubeClient;
@@ -28,20 +29,8 @@ const projects = kind("tenancy", "Project", "projects", false);
 
 type Obj = KubeObject & { spec: Record<string, unknown> };
 
-async function rejected(r: ResourceType, obj: Obj, message: string | RegExp, update = false): Promise<void> {
-  try {
-    if (update) await client.replace(r, obj);
-    else await client.create(r, obj);
-  } catch (err) {
-    assert.ok(err instanceof ApiError, String(err));
-    assert.equal(err.code, 422, err.message);
-    if (typeof message === "string")
-      assert.ok(err.message.includes(message), `"${err.message}" lacks "${message}"`);
-    else assert.match(err.message, message);
-    return;
-  }
-  assert.fail(`${r.kind} ${obj.metadata.name ?? ""} was accepted; expected: ${String(message)}`);
-}
+const rejected = (r: ResourceType, obj: Obj, message: string | RegExp, update = false): Promise<void> =>
+  rejectedBy(client, r, obj, message, update);
 
 let counter = 0;
 const named = (spec: Record<string, unknown>): Obj => ({
