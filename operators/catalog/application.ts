@@ -5,7 +5,12 @@ import type { Application } from "../api/application.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import { ApplicationResource, RegistryResource } from "../api/resources.generated.ts";
 import { removeCondition, summarize } from "../runtime/conditions.ts";
-import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
+import {
+  requestedAtAnnotation,
+  specOrReadinessChanged,
+  type Request,
+  type Result,
+} from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { ReconcileError, withStatus } from "../runtime/reconcile.ts";
 import { readChart, type ChartFiles } from "./chart.ts";
@@ -15,6 +20,8 @@ import { recordScan, type Scanner, type ScanVerdict } from "./scanner.ts";
 import { registryAccess } from "./secrets.ts";
 
 const retryMs = 60_000;
+/** A version tag can be pushed again: resolve it again this often, and record a new digest. */
+const chartRecheckMs = 30 * 60_000;
 type Status = NonNullable<Application["status"]>;
 
 /** What a chart archive held: its scan verdict and its files (or why they are unreadable). */
@@ -100,7 +107,8 @@ export class ApplicationReconciler {
       status.chartDigest = chart.digest;
       const rescan = this.scanner.mode !== "off" && status.scan?.result !== "Clean";
       // Same chart, same spec, already scanned clean: the last verdict stands.
-      if (!changed && !rescan && status.observedGeneration === generation) return undefined;
+      if (!changed && !rescan && status.observedGeneration === generation)
+        return { requeueAfterMs: chartRecheckMs };
       inspected = await this.inspect(chart.digest, () => chart.fetch());
     } catch (err) {
       if (err instanceof RegistryError) {
@@ -134,7 +142,7 @@ export class ApplicationReconciler {
         message: `chart ${app.spec.chart.name} ${app.spec.chart.version} resolved in ${registryName} (${status.chartDigest ?? ""})${app.spec.draft ? "; a draft cannot be deployed until released" : ""}`,
       }),
     );
-    return undefined;
+    return { requeueAfterMs: chartRecheckMs };
   }
 }
 
@@ -142,13 +150,18 @@ export function registerApplications(manager: Manager, scanner: Scanner): void {
   manager
     .controller("application", { workers: 4 })
     .for(ApplicationResource)
-    .watches(RegistryResource, (o) => {
-      const ns = o.metadata.namespace ?? "";
-      return manager
-        .informer<Application>(ApplicationResource)
-        .cache.byNamespace(ns)
-        .filter((a) => a.spec.chart.registryRef.name === o.metadata.name)
-        .map((a) => `${ns}/${a.metadata.name ?? ""}`);
-    })
+    .watches(
+      RegistryResource,
+      (o) => {
+        const ns = o.metadata.namespace ?? "";
+        return manager
+          .informer<Application>(ApplicationResource)
+          .cache.byNamespace(ns)
+          .filter((a) => a.spec.chart.registryRef.name === o.metadata.name)
+          .map((a) => `${ns}/${a.metadata.name ?? ""}`);
+        // Registry status is rewritten at every check; only a change that matters counts.
+      },
+      specOrReadinessChanged,
+    )
     .complete(new ApplicationReconciler(manager, scanner));
 }

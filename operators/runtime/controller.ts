@@ -41,6 +41,15 @@ export function generationOrRequestChanged(obj: KubeObject, old: KubeObject): bo
   );
 }
 
+/** An update that changed the spec (generation) or the Ready condition's status. */
+export function specOrReadinessChanged(obj: KubeObject, old: KubeObject): boolean {
+  const ready = (o: KubeObject): string | undefined =>
+    (o as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.find(
+      (c) => c.type === "Ready",
+    )?.status;
+  return obj === old || obj.metadata.generation !== old.metadata.generation || ready(obj) !== ready(old);
+}
+
 export interface ControllerOptions extends RateLimiterOptions {
   /** Workers, i.e. keys reconciled at once. Default 2. */
   workers?: number;
@@ -117,13 +126,22 @@ export class Controller {
     );
   }
 
-  /** Any kind: `map` turns an object into the keys to reconcile. */
-  watches(r: ResourceType, map: (obj: KubeObject) => string[]): this {
+  /**
+   * Any kind: `map` turns an object into the keys to reconcile. `update` filters updates
+   * (default: every update counts).
+   */
+  watches(r: ResourceType, map: (obj: KubeObject) => string[], update?: UpdatePredicate<KubeObject>): this {
     const informer = this.informerFor(r);
     const enqueue = (o: KubeObject): void => {
       for (const key of map(o)) this.queue.add(key);
     };
-    informer.addHandler({ add: enqueue, update: enqueue, delete: enqueue });
+    informer.addHandler({
+      add: enqueue,
+      update: (o, old) => {
+        if (!update || update(o, old)) enqueue(o);
+      },
+      delete: enqueue,
+    });
     this.sources.push({ informer });
     return this;
   }
