@@ -8,7 +8,7 @@ const obj = (generation: number, extra: Partial<KubeObject["metadata"]> = {}, re
   ({
     metadata: { name: "x", generation, ...extra },
     ...(ready ? { status: { conditions: [{ type: "Ready", status: ready }] } } : {}),
-  }) as KubeObject;
+  });
 
 describe("predicates", () => {
   it("reconcile on spec, requestedAt and deletion, not on status or labels", () => {
