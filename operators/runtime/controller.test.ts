@@ -4,11 +4,14 @@ import { describe, it } from "node:test";
 import type { KubeObject } from "./client.ts";
 import { generationOrRequestChanged, requestedAtAnnotation, specOrReadinessChanged } from "./controller.ts";
 
-const obj = (generation: number, extra: Partial<KubeObject["metadata"]> = {}, ready?: string): KubeObject =>
-  ({
-    metadata: { name: "x", generation, ...extra },
-    ...(ready ? { status: { conditions: [{ type: "Ready", status: ready }] } } : {}),
-  });
+const obj = (
+  generation: number,
+  extra: Partial<KubeObject["metadata"]> = {},
+  ready?: string,
+): KubeObject => ({
+  metadata: { name: "x", generation, ...extra },
+  ...(ready ? { status: { conditions: [{ type: "Ready", status: ready }] } } : {}),
+});
 
 describe("predicates", () => {
   it("reconcile on spec, requestedAt and deletion, not on status or labels", () => {

@@ -1,0 +1,279 @@
+// Renders an AppDeployment into Fleet bundles: per (deployment, application) a folder
+// with fleet.yaml and values.yaml, the GitRepo targets of its placement, and the Secret
+// holding its secret parameters (delivered by Fleet's downstreamResources + valuesFrom,
+// never written to Git). Pure: the operator does the I/O.
+//
+// Values, lowest first: the chart's own defaults (Helm applies them) < the application
+// profile's values < its typed parameters (defaults, then the deployment's) < the
+// deployment's values for the application < per-cluster overrides (targetCustomizations).
+import { createHash } from "node:crypto";
+import { stringify } from "yaml";
+import type { AppDeployment } from "../api/app-deployment.generated.ts";
+import type { Application } from "../api/application.generated.ts";
+import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
+import type { Registry } from "../api/registry.generated.ts";
+import { effectiveProfiles } from "../catalog/package.ts";
+import { mergeValues, parseParameter, setPath, type Values } from "./values.ts";
+
+type Targets = AppDeployment["spec"]["targets"];
+type LabelSelector = NonNullable<Targets["clusterSelector"]>;
+
+/** A Fleet GitRepo target. */
+export interface GitTarget {
+  name: string;
+  clusterSelector?: LabelSelector;
+  clusterName?: string;
+}
+
+export interface RenderInput {
+  deployment: AppDeployment;
+  pkg: DeploymentPackage;
+  /** The package's applications, by spec.name. */
+  applications: Map<string, Application>;
+  /** Registries of this namespace, by name. */
+  registries: Map<string, Registry>;
+  /** Secret parameter values read from their Secrets: application → parameter → text. */
+  secretValues: Map<string, Map<string, string>>;
+}
+
+export interface RenderedBundle {
+  application: string;
+  /** The Bundle's name (fleet.yaml `name`), also what dependsOn refers to. */
+  bundleName: string;
+  /** Folder in the repository: <deployment>/<application>. */
+  path: string;
+  /** Files of the folder, by name. */
+  files: Record<string, string>;
+  targets: GitTarget[];
+  /** A Secret to keep next to the GitRepo (values.yaml of secret parameters). */
+  secret?: { name: string; valuesYaml: string };
+}
+
+export class RenderError extends Error {
+  override name = "RenderError";
+  constructor(readonly problems: string[]) {
+    super(problems.join("; "));
+  }
+}
+
+/** A Kubernetes name from `text`: lowercase, DNS-1123, at most `max` (hash-suffixed when cut). */
+export function dnsName(text: string, max = 53): string {
+  const clean = text
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  if (clean.length <= max && clean === text) return clean;
+  const hash = createHash("md5").update(text).digest("hex").slice(0, 8);
+  return `${clean.slice(0, max - 9).replace(/-+$/, "")}-${hash}`;
+}
+
+const yaml = (v: unknown): string => stringify(v, { sortMapEntries: true, lineWidth: 0 });
+
+function gitTargets(targets: Targets): GitTarget[] {
+  if (targets.clusterSelector) return [{ name: "selected", clusterSelector: targets.clusterSelector }];
+  return (targets.clusters ?? []).map((c) => ({ name: dnsName(`cluster-${c}`, 63), clusterName: c }));
+}
+
+/** The chart reference fleet.yaml needs for a chart in `registry`. */
+function chartRef(registry: Registry, chart: string): { chart: string; repo?: string } {
+  if (registry.spec.type === "helm") return { repo: registry.spec.url, chart };
+  const base = registry.spec.url.replace(/^(https?|oci):\/\//, "oci://").replace(/\/+$/, "");
+  return { chart: `${base}/${chart}` };
+}
+
+export function render(input: RenderInput): RenderedBundle[] {
+  const { deployment: dep, pkg } = input;
+  const depName = dep.metadata.name ?? "";
+  const problems: string[] = [];
+  const bundleName = (app: string): string => dnsName(`${depName}-${app}`);
+
+  const byKey = new Map(
+    pkg.spec.applications.map((a) => [`${a.name}-${a.version}`, input.applications.get(a.name)] as const),
+  );
+  const profiles = effectiveProfiles(pkg, byKey);
+  const profileName = dep.spec.profile ?? pkg.spec.defaultProfile ?? profiles[0]?.name ?? "default";
+  const profile = profiles.find((p) => p.name === profileName);
+  if (!profile) {
+    throw new RenderError([
+      `spec.profile: ${profileName} is not a profile of package ${pkg.spec.name} ${pkg.spec.version} (it has ${profiles.map((p) => p.name).join(", ")})`,
+    ]);
+  }
+
+  const known = new Set(pkg.spec.applications.map((a) => a.name));
+  for (const a of dep.spec.applications ?? []) {
+    if (!known.has(a.name))
+      problems.push(`spec.applications: ${a.name} is not an application of package ${pkg.spec.name}`);
+  }
+  for (const p of dep.spec.parameters ?? []) {
+    if (!known.has(p.application))
+      problems.push(`spec.parameters: ${p.application} is not an application of package ${pkg.spec.name}`);
+  }
+  for (const o of dep.spec.overrides ?? []) {
+    if (!known.has(o.application))
+      problems.push(`spec.overrides: ${o.application} is not an application of package ${pkg.spec.name}`);
+  }
+
+  const bundles: RenderedBundle[] = [];
+  for (const ref of pkg.spec.applications) {
+    const app = input.applications.get(ref.name);
+    if (!app) {
+      problems.push(`application ${ref.name} ${ref.version} is missing`);
+      continue;
+    }
+    const registry = input.registries.get(app.spec.chart.registryRef.name);
+    if (!registry) {
+      problems.push(`application ${ref.name}: Registry ${app.spec.chart.registryRef.name} is missing`);
+      continue;
+    }
+    const placement = dep.spec.applications?.find((a) => a.name === ref.name);
+    const appProfileName = profile.applicationProfiles[ref.name];
+    const appProfile = app.spec.profiles?.find((p) => p.name === appProfileName);
+    if (appProfileName && !appProfile) {
+      problems.push(`application ${ref.name} has no profile ${appProfileName}`);
+      continue;
+    }
+
+    // Values: profile < parameter defaults < deployment parameters < deployment values.
+    let values: Values = mergeValues({}, appProfile?.values ?? {});
+    let secretValues: Values = {};
+    const declared = appProfile?.parameters ?? [];
+    for (const d of declared) {
+      if (d.default === undefined) continue;
+      const parsed = parseParameter(d.type, d.default);
+      if ("value" in parsed) values = setPath(values, d.name, parsed.value);
+    }
+    const given = (dep.spec.parameters ?? []).filter((p) => p.application === ref.name);
+    for (const p of given) {
+      const decl = declared.find((d) => d.name === p.name);
+      if (!decl) {
+        const names = declared.map((d) => d.name);
+        problems.push(
+          `spec.parameters: ${p.name} is not a parameter of ${ref.name} (profile ${appProfileName ?? "none"}${names.length ? `; it has ${names.join(", ")}` : ""})`,
+        );
+        continue;
+      }
+      if (decl.secret && !p.secretKeyRef) {
+        problems.push(
+          `spec.parameters: ${ref.name} ${p.name} is secret; give it with secretKeyRef, not value, so it stays out of Git`,
+        );
+        continue;
+      }
+      const text = p.secretKeyRef ? input.secretValues.get(ref.name)?.get(p.name) : p.value;
+      if (text === undefined) {
+        problems.push(
+          `spec.parameters: ${ref.name} ${p.name}: Secret ${p.secretKeyRef?.name ?? ""} has no key ${p.secretKeyRef?.key ?? ""}`,
+        );
+        continue;
+      }
+      const parsed = parseParameter(decl.type, text);
+      if ("error" in parsed) {
+        // A secret's value is never echoed in a message.
+        problems.push(
+          `spec.parameters: ${ref.name} ${p.name}: ${p.secretKeyRef ? `the Secret's value is not a ${decl.type}` : parsed.error}`,
+        );
+        continue;
+      }
+      if (p.secretKeyRef) secretValues = setPath(secretValues, p.name, parsed.value);
+      else values = setPath(values, p.name, parsed.value);
+    }
+    for (const d of declared) {
+      if (d.mandatory && !given.some((p) => p.name === d.name)) {
+        problems.push(
+          `spec.parameters: ${ref.name} ${d.name} is mandatory${d.secret ? " (secret: use secretKeyRef)" : ""}`,
+        );
+      }
+    }
+    values = mergeValues(values, placement?.values ?? {});
+
+    const name = bundleName(ref.name);
+    const namespace = placement?.namespace ?? pkg.spec.defaultNamespaces?.[ref.name] ?? depName;
+    const secretName =
+      Object.keys(secretValues).length > 0 ? dnsName(`${name}-secret-values`, 253) : undefined;
+    const overrides = (dep.spec.overrides ?? []).filter((o) => o.application === ref.name);
+    const rollout = dep.spec.rollout;
+    const fleet = {
+      name,
+      labels: { "outpost.dev/deployment": depName, "outpost.dev/application": ref.name },
+      defaultNamespace: namespace,
+      helm: {
+        ...chartRef(registry, app.spec.chart.name),
+        version: app.spec.chart.version,
+        releaseName: dnsName(ref.name),
+        valuesFiles: ["values.yaml"],
+        ...(secretName ? { valuesFrom: [{ secretKeyRef: { name: secretName, key: "values.yaml" } }] } : {}),
+      },
+      ...(secretName ? { downstreamResources: [{ kind: "Secret", name: secretName }] } : {}),
+      ...((pkg.spec.dependencies ?? []).some((d) => d.application === ref.name)
+        ? {
+            dependsOn: (pkg.spec.dependencies ?? [])
+              .filter((d) => d.application === ref.name)
+              .map((d) => ({ name: bundleName(d.requires) })),
+          }
+        : {}),
+      ...(app.spec.ignoredResources?.length
+        ? {
+            diff: {
+              comparePatches: app.spec.ignoredResources.map((r) => ({
+                ...(r.apiVersion ? { apiVersion: r.apiVersion } : {}),
+                kind: r.kind,
+                name: r.name,
+                ...(r.namespace ? { namespace: r.namespace } : {}),
+                operations: [{ op: "ignore" }],
+              })),
+            },
+          }
+        : {}),
+      ...(rollout
+        ? {
+            rolloutStrategy: {
+              ...(rollout.maxUnavailable !== undefined ? { maxUnavailable: rollout.maxUnavailable } : {}),
+              ...(rollout.waves?.length
+                ? {
+                    partitions: rollout.waves.map((w) => ({
+                      name: w.name,
+                      clusterSelector: w.clusterSelector,
+                    })),
+                  }
+                : {}),
+            },
+          }
+        : {}),
+      ...(overrides.length
+        ? {
+            // Every matching override applies, in order (Fleet ≥ 0.16).
+            targetCustomizationMode: "AllMatches",
+            targetCustomizations: overrides.map((o, i) => ({
+              name: `override-${i}`,
+              clusterSelector: o.clusterSelector,
+              helm: { values: o.values },
+            })),
+          }
+        : {}),
+    };
+    bundles.push({
+      application: ref.name,
+      bundleName: name,
+      path: `${depName}/${ref.name}`,
+      files: { "fleet.yaml": yaml(fleet), "values.yaml": yaml(values) },
+      targets: gitTargets(placement?.targets ?? dep.spec.targets),
+      ...(secretName ? { secret: { name: secretName, valuesYaml: yaml(secretValues) } } : {}),
+    });
+  }
+  if (problems.length > 0) throw new RenderError(problems);
+  return bundles;
+}
+
+/** The files of all bundles by repository path. */
+export function treeOf(bundles: RenderedBundle[]): Map<string, string> {
+  const tree = new Map<string, string>();
+  for (const b of bundles)
+    for (const [f, content] of Object.entries(b.files)) tree.set(`${b.path}/${f}`, content);
+  return tree;
+}
+
+/** A digest of a tree (paths and contents), to tell whether a commit would change anything. */
+export function treeDigest(tree: Map<string, string>): string {
+  const h = createHash("sha256");
+  for (const path of [...tree.keys()].sort()) h.update(`${path}\0${tree.get(path) ?? ""}\0`);
+  return `sha256:${h.digest("hex")}`;
+}
