@@ -1,0 +1,109 @@
+// Git delivery against a real Git server (git http-backend): one commit per distinct
+// tree, none for a retry, other folders untouched, concurrent writers, credentials and
+// an unreachable server.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { GitStoreError, HttpGitStore, type SyncRequest } from "../../operators/deploy/gitstore.ts";
+import { startGitServer, type GitServer } from "../support/git-server.ts";
+
+let server: GitServer;
+let privateServer: GitServer;
+const store = new HttpGitStore();
+
+const request = (
+  repo: string,
+  prefix: string,
+  files: Record<string, string>,
+  message = `update ${prefix}`,
+): SyncRequest => ({
+  repo,
+  branch: "main",
+  prefix,
+  files: new Map(Object.entries(files)),
+  message,
+});
+
+describe("HttpGitStore", () => {
+  before(async () => {
+    server = await startGitServer();
+    privateServer = await startGitServer({ basicAuth: "outpost:s3cret" });
+  });
+  after(async () => {
+    await Promise.all([server.stop(), privateServer.stop()]);
+  });
+
+  it("commits once per distinct tree, starting an empty repository", async () => {
+    const repo = server.createRepo("retail");
+    const first = await store.sync(
+      request(repo, "storefront", {
+        "storefront/web/fleet.yaml": "a: 1\n",
+        "storefront/db/fleet.yaml": "b: 1\n",
+      }),
+    );
+    assert.equal(first.changed, true);
+    assert.deepEqual(server.log("retail"), [first.commit]);
+    assert.equal(server.show("retail", "storefront/web/fleet.yaml"), "a: 1\n");
+
+    const again = await store.sync(
+      request(repo, "storefront", {
+        "storefront/web/fleet.yaml": "a: 1\n",
+        "storefront/db/fleet.yaml": "b: 1\n",
+      }),
+    );
+    assert.deepEqual(again, { commit: first.commit, changed: false }, "a retry makes no commit");
+    assert.equal(server.log("retail").length, 1);
+
+    const second = await store.sync(request(repo, "storefront", { "storefront/web/fleet.yaml": "a: 2\n" }));
+    assert.equal(second.changed, true);
+    assert.deepEqual(
+      server.files("retail"),
+      ["storefront/web/fleet.yaml"],
+      "files no longer rendered are removed",
+    );
+    assert.equal(server.log("retail").length, 2);
+  });
+
+  it("leaves other folders alone and survives concurrent writers", async () => {
+    const repo = server.createRepo("shared");
+    await store.sync(request(repo, "a", { "a/fleet.yaml": "x\n" }));
+    const results = await Promise.all(
+      ["b", "c", "d"].map((p) => store.sync(request(repo, p, { [`${p}/fleet.yaml`]: `${p}\n` }))),
+    );
+    assert.ok(results.every((r) => r.changed));
+    assert.deepEqual(server.files("shared"), [
+      "a/fleet.yaml",
+      "b/fleet.yaml",
+      "c/fleet.yaml",
+      "d/fleet.yaml",
+    ]);
+    assert.equal(server.log("shared").length, 4, "one commit per change, none lost");
+  });
+
+  it("sends credentials and names a refusal", async () => {
+    const repo = privateServer.createRepo("private");
+    const withCreds = new HttpGitStore({ username: "outpost", password: "s3cret" });
+    assert.equal((await withCreds.sync(request(repo, "x", { "x/a": "1\n" }))).changed, true);
+    await assert.rejects(
+      new HttpGitStore({ username: "outpost", password: "wrong" }).sync(request(repo, "x", { "x/a": "2\n" })),
+      (err: unknown) => {
+        assert.ok(err instanceof GitStoreError);
+        assert.equal(err.reason, "Unauthorized");
+        assert.match(err.message, /refused the credentials/);
+        return true;
+      },
+    );
+  });
+
+  it("reports an unreachable server and recovers when it is back", async () => {
+    const repo = server.createRepo("flaky");
+    server.down();
+    await assert.rejects(store.sync(request(repo, "x", { "x/a": "1\n" })), (err: unknown) => {
+      assert.ok(err instanceof GitStoreError);
+      assert.equal(err.reason, "Unreachable");
+      assert.ok(err.message.startsWith(repo), err.message);
+      return true;
+    });
+    server.up();
+    assert.equal((await store.sync(request(repo, "x", { "x/a": "1\n" }))).changed, true);
+  });
+});
