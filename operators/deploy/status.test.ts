@@ -1,0 +1,167 @@
+// Deployment status from Fleet objects: targeting, current revision, offline clusters,
+// bounded detail; and label selectors.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { matches } from "./selector.ts";
+import {
+  aggregate,
+  phaseOf,
+  targetedClusters,
+  type FleetBundleDeployment,
+  type FleetCluster,
+} from "./status.ts";
+
+const now = new Date("2026-06-01T12:00:00Z");
+const cluster = (name: string, labels: Record<string, string>, seenSecondsAgo = 10): FleetCluster => ({
+  metadata: { name, labels },
+  status: { agent: { lastSeen: new Date(now.getTime() - seenSecondsAgo * 1000).toISOString() } },
+});
+const bd = (
+  bundle: string,
+  cluster: string,
+  state: "ready" | "applied" | "stale",
+  message?: string,
+): FleetBundleDeployment => ({
+  metadata: { labels: { "fleet.cattle.io/bundle-name": bundle, "fleet.cattle.io/cluster": cluster } },
+  spec: { deploymentID: "s-2" },
+  status: {
+    appliedDeploymentID: state === "stale" ? "s-1" : "s-2",
+    ready: state === "ready",
+    ...(message ? { conditions: [{ type: "Ready", status: "False", message }] } : {}),
+  },
+});
+
+describe("label selectors", () => {
+  it("match labels and expressions", () => {
+    const labels = { site: "store", size: "large" };
+    assert.equal(matches({}, labels), true);
+    assert.equal(matches({ matchLabels: { site: "store" } }, labels), true);
+    assert.equal(matches({ matchLabels: { site: "central" } }, labels), false);
+    assert.equal(
+      matches({ matchExpressions: [{ key: "site", operator: "In", values: ["store", "kiosk"] }] }, labels),
+      true,
+    );
+    assert.equal(
+      matches({ matchExpressions: [{ key: "size", operator: "NotIn", values: ["large"] }] }, labels),
+      false,
+    );
+    assert.equal(
+      matches({ matchExpressions: [{ key: "ring", operator: "NotIn", values: ["0"] }] }, labels),
+      true,
+    );
+    assert.equal(matches({ matchExpressions: [{ key: "ring", operator: "Exists" }] }, labels), false);
+    assert.equal(matches({ matchExpressions: [{ key: "ring", operator: "DoesNotExist" }] }, labels), true);
+  });
+});
+
+describe("aggregate", () => {
+  const clusters = [
+    cluster("store-1", { site: "store" }),
+    cluster("store-2", { site: "store" }),
+    cluster("store-3", { site: "store" }, 3600),
+    cluster("store-4", { site: "store" }),
+    cluster("central", { site: "central" }),
+  ];
+  const apps = [
+    {
+      application: "web",
+      bundleName: "shop-web",
+      targets: [{ name: "selected", clusterSelector: { matchLabels: { site: "store" } } }],
+    },
+    {
+      application: "db",
+      bundleName: "shop-db",
+      targets: [{ name: "cluster-central", clusterName: "central" }],
+    },
+  ];
+
+  it("counts clusters by their worst application, offline apart from failures", () => {
+    const status = aggregate({
+      apps,
+      clusters,
+      bundleDeployments: [
+        bd("shop-web", "store-1", "ready"),
+        bd("shop-web", "store-2", "applied", "Deployment web: 0/2 replicas available"),
+        bd("shop-web", "store-3", "ready"),
+        bd("shop-web", "store-4", "stale"),
+        bd("shop-db", "central", "ready"),
+      ],
+      now,
+      offlineAfterMs: 15 * 60_000,
+    });
+    assert.deepEqual(status.summary, { targets: 5, ready: 2, notReady: 1, offline: 1, pending: 1 });
+    assert.deepEqual(status.applications, [
+      { name: "web", targets: 4, ready: 1, message: "store-2: Deployment web: 0/2 replicas available" },
+      { name: "db", targets: 1, ready: 1 },
+    ]);
+    assert.deepEqual(
+      status.clusters.map((c) => [c.name, c.state]),
+      [
+        ["store-3", "Offline"],
+        ["store-2", "NotReady"],
+        ["store-4", "Pending"],
+      ],
+    );
+    assert.equal(phaseOf(status.summary, false), "Degraded");
+  });
+
+  it("stays small at 10,000 clusters", () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => cluster(`c-${i}`, { site: "store" }));
+    const status = aggregate({
+      apps: [apps[0] ?? { application: "", bundleName: "", targets: [] }],
+      clusters: many,
+      bundleDeployments: many.map((c, i) =>
+        bd("shop-web", c.metadata.name ?? "", i % 100 === 0 ? "applied" : "ready"),
+      ),
+      now,
+      offlineAfterMs: 60_000,
+    });
+    assert.deepEqual(status.summary, {
+      targets: 10_000,
+      ready: 9_900,
+      notReady: 100,
+      offline: 0,
+      pending: 0,
+    });
+    assert.equal(status.clusters.length, 20);
+    assert.ok(JSON.stringify(status).length < 64 * 1024);
+  });
+
+  it("gives the phase", () => {
+    const s = (
+      o: Partial<{ targets: number; ready: number; notReady: number; offline: number; pending: number }>,
+    ) => ({
+      targets: 0,
+      ready: 0,
+      notReady: 0,
+      offline: 0,
+      pending: 0,
+      ...o,
+    });
+    assert.equal(phaseOf(s({}), true), "NoTargetClusters");
+    assert.equal(phaseOf(s({ targets: 2, ready: 2 }), false), "Running");
+    assert.equal(
+      phaseOf(s({ targets: 2, ready: 1, offline: 1 }), false),
+      "Running",
+      "offline is not a failure",
+    );
+    assert.equal(phaseOf(s({ targets: 2, pending: 2 }), true), "Deploying");
+    assert.equal(phaseOf(s({ targets: 2, ready: 1, pending: 1 }), false), "Updating");
+    assert.equal(phaseOf(s({ targets: 2, notReady: 2 }), false), "Down");
+    assert.equal(phaseOf(s({ targets: 2, offline: 2 }), false), "Down");
+  });
+
+  it("selects clusters as Fleet does: targets ORed, criteria ANDed", () => {
+    const picked = targetedClusters(
+      [
+        { name: "a", clusterName: "central", clusterSelector: { matchLabels: { site: "store" } } },
+        { name: "b", clusterName: "store-1" },
+      ],
+      clusters,
+    );
+    assert.deepEqual(
+      picked.map((c) => c.metadata.name),
+      ["store-1"],
+    );
+  });
+});

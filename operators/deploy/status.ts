@@ -1,0 +1,161 @@
+// Deployment status from Fleet's objects, as a pure function: which clusters each
+// application targets, and per (application, cluster) whether the current revision runs
+// there and is ready. Offline clusters (agent not seen recently) are offline, not failed.
+// The result stays small at any number of clusters: counts, and the first few clusters
+// that are not ready.
+import type { GitTarget } from "./render.ts";
+import { matches } from "./selector.ts";
+
+/** The parts of a Fleet Cluster this needs. */
+export interface FleetCluster {
+  metadata: { name?: string; labels?: Record<string, string> };
+  status?: { agent?: { lastSeen?: string } };
+}
+
+/** The parts of a Fleet BundleDeployment this needs. */
+export interface FleetBundleDeployment {
+  metadata: { labels?: Record<string, string> };
+  spec?: { deploymentID?: string };
+  status?: {
+    ready?: boolean;
+    appliedDeploymentID?: string;
+    display?: { state?: string };
+    conditions?: { type: string; status: string; message?: string }[];
+    nonReadyStatus?: { kind?: string; name?: string; summary?: { message?: string[] } }[];
+  };
+}
+
+export type ClusterState = "Ready" | "NotReady" | "Pending" | "Offline";
+
+export interface AppTargets {
+  application: string;
+  /** The bundle of the current revision. */
+  bundleName: string;
+  targets: GitTarget[];
+}
+
+export interface StatusInput {
+  apps: AppTargets[];
+  clusters: FleetCluster[];
+  /** BundleDeployments of the current revision's bundles (label fleet.cattle.io/bundle-name). */
+  bundleDeployments: FleetBundleDeployment[];
+  now: Date;
+  /** An agent silent for longer is offline. */
+  offlineAfterMs: number;
+  /** At most this many non-ready clusters are listed. */
+  maxListed?: number;
+}
+
+export interface DeploymentStatusSummary {
+  summary: { targets: number; ready: number; notReady: number; offline: number; pending: number };
+  applications: { name: string; targets: number; ready: number; message?: string }[];
+  clusters: { name: string; state: ClusterState; message: string }[];
+}
+
+const rank: Record<ClusterState, number> = { Ready: 0, Pending: 1, NotReady: 2, Offline: 3 };
+
+/** The clusters a target list selects (Fleet: targets are ORed; a target's criteria ANDed). */
+export function targetedClusters(targets: GitTarget[], clusters: FleetCluster[]): FleetCluster[] {
+  return clusters.filter((c) =>
+    targets.some(
+      (t) =>
+        (t.clusterName === undefined || t.clusterName === c.metadata.name) &&
+        (t.clusterSelector === undefined || matches(t.clusterSelector, c.metadata.labels)),
+    ),
+  );
+}
+
+function notReadyMessage(bd: FleetBundleDeployment): string {
+  const cond = bd.status?.conditions?.find((c) => c.status === "False" && c.message);
+  const res = bd.status?.nonReadyStatus?.[0];
+  const resMsg = res
+    ? `${res.kind ?? ""} ${res.name ?? ""}: ${(res.summary?.message ?? []).join(", ")}`.trim()
+    : undefined;
+  return cond?.message ?? resMsg ?? bd.status?.display?.state ?? "not ready";
+}
+
+export function aggregate(input: StatusInput): DeploymentStatusSummary {
+  const offline = new Set(
+    input.clusters
+      .filter((c) => {
+        const seen = c.status?.agent?.lastSeen;
+        return !seen || input.now.getTime() - Date.parse(seen) > input.offlineAfterMs;
+      })
+      .map((c) => c.metadata.name ?? ""),
+  );
+  const byBundleCluster = new Map<string, FleetBundleDeployment>();
+  for (const bd of input.bundleDeployments) {
+    const l = bd.metadata.labels ?? {};
+    byBundleCluster.set(
+      `${l["fleet.cattle.io/bundle-name"] ?? ""}/${l["fleet.cattle.io/cluster"] ?? ""}`,
+      bd,
+    );
+  }
+
+  const perCluster = new Map<string, { state: ClusterState; message: string }>();
+  const applications: DeploymentStatusSummary["applications"] = [];
+  for (const app of input.apps) {
+    const targeted = targetedClusters(app.targets, input.clusters);
+    let ready = 0;
+    let firstProblem: string | undefined;
+    for (const c of targeted) {
+      const name = c.metadata.name ?? "";
+      const bd = byBundleCluster.get(`${app.bundleName}/${name}`);
+      let state: ClusterState;
+      let message: string;
+      if (offline.has(name)) {
+        state = "Offline";
+        message = "the cluster's agent has not reported recently; it catches up when it is back";
+      } else if (
+        bd?.spec?.deploymentID === undefined ||
+        bd.spec.deploymentID !== bd.status?.appliedDeploymentID
+      ) {
+        state = "Pending";
+        message = `${app.application}: the current revision is not applied yet`;
+      } else if (bd.status.ready) {
+        state = "Ready";
+        message = "";
+        ready++;
+      } else {
+        state = "NotReady";
+        message = `${app.application}: ${notReadyMessage(bd)}`;
+        firstProblem ??= `${name}: ${notReadyMessage(bd)}`;
+      }
+      const prev = perCluster.get(name);
+      if (!prev || rank[state] > rank[prev.state]) perCluster.set(name, { state, message });
+    }
+    applications.push({
+      name: app.application,
+      targets: targeted.length,
+      ready,
+      ...(firstProblem ? { message: firstProblem } : {}),
+    });
+  }
+
+  const counts = { targets: perCluster.size, ready: 0, notReady: 0, offline: 0, pending: 0 };
+  for (const { state } of perCluster.values()) {
+    if (state === "Ready") counts.ready++;
+    else if (state === "NotReady") counts.notReady++;
+    else if (state === "Offline") counts.offline++;
+    else counts.pending++;
+  }
+  const clusters = [...perCluster]
+    .filter(([, s]) => s.state !== "Ready")
+    .sort(([a, x], [b, y]) => rank[y.state] - rank[x.state] || a.localeCompare(b))
+    .slice(0, input.maxListed ?? 20)
+    .map(([name, s]) => ({ name, state: s.state, message: s.message }));
+  return { summary: counts, applications, clusters };
+}
+
+/** The deployment's phase from the counts (spec-level phases such as Suspended come first). */
+export function phaseOf(
+  s: DeploymentStatusSummary["summary"],
+  firstRevision: boolean,
+): "NoTargetClusters" | "Running" | "Down" | "Degraded" | "Deploying" | "Updating" {
+  if (s.targets === 0) return "NoTargetClusters";
+  // Nothing reports: offline is no failure, but nothing is known to run either.
+  if (s.offline === s.targets) return "Down";
+  if (s.notReady > 0) return s.notReady + s.offline === s.targets ? "Down" : "Degraded";
+  if (s.pending > 0) return firstRevision ? "Deploying" : "Updating";
+  return "Running";
+}
