@@ -137,7 +137,7 @@ describe("Informer", () => {
     const informer = informerFor<ConfigMap>(c, configMaps, {
       namespace: "restart",
       // Long enough that the objects below are written before the watch comes back.
-      backoff: { initialMs: 3_000, maxMs: 3_000 },
+      backoff: { initialMs: 10_000, maxMs: 10_000 },
       onRestart: (reason) => restarts.push(reason),
     });
     const seen = new Set<string>();
