@@ -1,10 +1,14 @@
 // The controllers `outpost-operator --controllers=…` can run, by name.
 import { registerCatalog } from "./catalog/index.ts";
+import { registerTenancy } from "./tenancy/index.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { Manager } from "./runtime/manager.ts";
 
 export const registry: Record<string, (manager: Manager, options: OperatorOptions) => void> = {
   catalog: (manager, options) => {
     registerCatalog(manager, { clamdAddress: options.clamdAddress, scanMode: options.scanMode });
+  },
+  tenancy: (manager, options) => {
+    registerTenancy(manager, { systemNamespace: options.leaderElectionNamespace });
   },
 };
