@@ -3,15 +3,14 @@
 // the project roles aggregate as documented.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { installOutpost } from "../support/install.ts";
 
 const controlPlane = useControlPlane();
-const configDir = fileURLToPath(new URL("../../config/", import.meta.url));
 let admin: KubeClient;
 
 const reviews: ResourceType = {
@@ -96,28 +95,7 @@ async function clientAs(serviceAccount: string): Promise<KubeClient> {
 describe("install manifests", () => {
   before(() => {
     const cp = controlPlane();
-    const res = spawnSync(
-      cp.binaries.kubectl,
-      ["--kubeconfig", cp.management.kubeconfig, "apply", "-k", configDir],
-      {
-        encoding: "utf8",
-      },
-    );
-    assert.equal(res.status, 0, res.stderr);
-    const wait = spawnSync(
-      cp.binaries.kubectl,
-      [
-        "--kubeconfig",
-        cp.management.kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "--all",
-      ],
-      { encoding: "utf8" },
-    );
-    assert.equal(wait.status, 0, wait.stderr);
+    installOutpost(cp);
     admin = new KubeClient(kubeConfigFromFile(cp.management.kubeconfig));
   });
 

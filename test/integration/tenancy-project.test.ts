@@ -2,8 +2,6 @@
 // members bound to the project roles (checked with the API server's authorizer), quota,
 // member removal, an unmanaged namespace left alone, and a clean cascade on delete.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import type { Project } from "../../operators/api/project.generated.ts";
 import { AppDeploymentResource, ProjectResource } from "../../operators/api/resources.generated.ts";
@@ -14,9 +12,9 @@ import { namespacesResource, quotasResource, roleBindingsResource } from "../../
 import { registerTenancy } from "../../operators/tenancy/index.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { installOutpost } from "../support/install.ts";
 
 const controlPlane = useControlPlane();
-const configDir = fileURLToPath(new URL("../../config/", import.meta.url));
 let client: KubeClient;
 let manager: Manager;
 
@@ -53,26 +51,7 @@ const waitProject = (name: string, test: (p: Project) => boolean): Promise<Proje
 describe("Project reconcile", () => {
   before(async () => {
     const cp = controlPlane();
-    const res = spawnSync(
-      cp.binaries.kubectl,
-      ["--kubeconfig", cp.management.kubeconfig, "apply", "-k", configDir],
-      { encoding: "utf8" },
-    );
-    assert.equal(res.status, 0, res.stderr);
-    const wait = spawnSync(
-      cp.binaries.kubectl,
-      [
-        "--kubeconfig",
-        cp.management.kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-      ],
-      { encoding: "utf8" },
-    );
-    assert.equal(wait.status, 0, wait.stderr);
+    installOutpost(cp);
     const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
     client = new KubeClient(kubeConfig);
     manager = new Manager({ name: "outpost-tenancy", kubeConfig });
