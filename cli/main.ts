@@ -11,6 +11,7 @@ import { scannerFor } from "../operators/catalog/index.ts";
 import { KubeClient } from "../operators/runtime/client.ts";
 import { exportCatalog, importCatalog } from "./catalog.ts";
 import { collectFiles } from "./files.ts";
+import { reconcileNow } from "./reconcile.ts";
 
 const usage = `usage: kubectl outpost COMMAND [options]
 
@@ -21,6 +22,8 @@ commands:
       --no-scan                   do not scan (air-gapped labs)
   export             write the namespace's catalog as catalog files
       --dir=DIR                   where to write (default: .)
+  reconcile KIND/NAME  ask the operator to reconcile an object now, and wait until it has
+      --timeout=SECONDS           how long to wait (default: 60)
   package helm CHART.tgz
                      print a draft Application and a one-app DeploymentPackage for a chart
       --registry=NAME             the Registry holding the chart (required)
@@ -59,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       "no-scan": { type: "boolean" },
       dir: { type: "string", default: "." },
       registry: { type: "string" },
+      timeout: { type: "string", default: "60" },
     },
   });
   const progress = (line: string): void => {
@@ -90,6 +94,21 @@ export async function main(argv: string[]): Promise<number> {
       const written = await exportCatalog(c, values.namespace ?? namespace, values.dir);
       for (const w of written) console.log(w);
       progress(`wrote ${written.length} files to ${values.dir}`);
+    } finally {
+      await c.close();
+    }
+    return 0;
+  }
+  if (command === "reconcile") {
+    const ref = positionals[0];
+    if (!ref) throw new CatalogError("usage: kubectl outpost reconcile KIND/NAME [-n NS]");
+    const { client: c, namespace } = client(values);
+    try {
+      const result = await reconcileNow(c, ref, values.namespace ?? namespace, {
+        timeoutMs: Number(values.timeout) * 1000,
+        progress,
+      });
+      console.log(result.ready ?? "reconciled");
     } finally {
       await c.close();
     }

@@ -11,6 +11,7 @@ import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
 import { requestedAtAnnotation } from "../../operators/runtime/controller.ts";
 import { Manager } from "../../operators/runtime/manager.ts";
 import { secretsResource } from "../../operators/catalog/secrets.ts";
+import { reconcileNow } from "../../cli/reconcile.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { freePort } from "../controlplane/ports.ts";
 import { crdFiles } from "../support/crds.ts";
@@ -117,6 +118,18 @@ describe("Registry reconcile", () => {
       helm.requests.some(
         (q) => q.authorization === `Basic ${Buffer.from("robot:s3cret").toString("base64")}`,
       ),
+    );
+  });
+
+  it("reconciles on request from the CLI and waits for it", async () => {
+    const lines: string[] = [];
+    const result = await reconcileNow(client, "registry/private", ns, { progress: (l) => lines.push(l) });
+    assert.match(result.ready ?? "", /^Ready=True: .* is reachable$/);
+    assert.match(lines[0] ?? "", /asked for a reconcile of registry\/private/);
+    await assert.rejects(reconcileNow(client, "widget/x", ns), /unknown kind "widget"/);
+    await assert.rejects(
+      reconcileNow(client, "registry/none", ns),
+      /Registry none in namespace default: .*not found/,
     );
   });
 
