@@ -78,61 +78,33 @@ export function summarize(
 ): ConditionedStatus {
   let conditions = status.conditions ?? [];
   const g = generation !== undefined ? { observedGeneration: generation } : {};
-  switch (outcome.kind) {
-    case "ready":
-      conditions = removeCondition(removeCondition(conditions, "Reconciling"), "Stalled");
-      conditions = setCondition(
-        conditions,
-        {
-          type: "Ready",
-          status: "True",
-          reason: outcome.reason ?? "Succeeded",
-          message: outcome.message,
-          ...g,
-        },
-        now,
-      );
-      break;
-    case "progressing":
-      conditions = removeCondition(conditions, "Stalled");
-      conditions = setCondition(
-        conditions,
-        { type: "Reconciling", status: "True", reason: outcome.reason, message: outcome.message, ...g },
-        now,
-      );
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "Unknown", reason: outcome.reason, message: outcome.message, ...g },
-        now,
-      );
-      break;
-    case "failed":
-      conditions = removeCondition(conditions, "Stalled");
-      conditions = setCondition(
-        conditions,
-        { type: "Reconciling", status: "True", reason: "Retrying", message: outcome.message, ...g },
-        now,
-      );
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "False", reason: outcome.reason, message: outcome.message, ...g },
-        now,
-      );
-      break;
-    case "stalled":
-      conditions = removeCondition(conditions, "Reconciling");
-      conditions = setCondition(
-        conditions,
-        { type: "Stalled", status: "True", reason: outcome.reason, message: outcome.message, ...g },
-        now,
-      );
-      conditions = setCondition(
-        conditions,
-        { type: "Ready", status: "False", reason: outcome.reason, message: outcome.message, ...g },
-        now,
-      );
-      break;
+  const reason = outcome.reason ?? "Succeeded";
+  // Per outcome: the Ready status, and the condition that accompanies it (the other goes).
+  const shape = {
+    ready: { ready: "True", extra: undefined },
+    progressing: { ready: "Unknown", extra: { type: "Reconciling", reason } },
+    failed: { ready: "False", extra: { type: "Reconciling", reason: "Retrying" } },
+    stalled: { ready: "False", extra: { type: "Stalled", reason } },
+  } as const satisfies Record<
+    typeof outcome.kind,
+    { ready: ConditionStatus; extra?: { type: string; reason: string } }
+  >;
+  const { ready, extra } = shape[outcome.kind];
+  for (const type of ["Reconciling", "Stalled"]) {
+    if (type !== extra?.type) conditions = removeCondition(conditions, type);
   }
+  if (extra) {
+    conditions = setCondition(
+      conditions,
+      { type: extra.type, status: "True", reason: extra.reason, message: outcome.message, ...g },
+      now,
+    );
+  }
+  conditions = setCondition(
+    conditions,
+    { type: "Ready", status: ready, reason, message: outcome.message, ...g },
+    now,
+  );
   return { ...status, observedGeneration: generation, conditions };
 }
 

@@ -8,10 +8,11 @@ import { ApplicationResource, RegistryResource } from "../../operators/api/resou
 import { registerCatalog } from "../../operators/catalog/index.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
-import { Manager } from "../../operators/runtime/manager.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { crdFiles } from "../support/crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { startOperator } from "../support/operator.ts";
 import {
   eicar,
   makeChart,
@@ -73,10 +74,9 @@ describe("Application reconcile", () => {
       metadata: { name: "charts", namespace: ns },
       spec: { type: "oci", url: `${oci.url}/charts` },
     } as KubeObject);
-    manager = new Manager({ name: "outpost-catalog", kubeConfig });
-    manager.logger.level = process.env.LOG_LEVEL ?? "silent";
-    registerCatalog(manager, { clamdAddress: `${clamd.host}:${clamd.port}` });
-    await manager.start();
+    manager = await startOperator("outpost-catalog", kubeConfig, (m) => {
+      registerCatalog(m, { clamdAddress: `${clamd.host}:${clamd.port}` });
+    });
   });
   after(async () => {
     await manager.stop();

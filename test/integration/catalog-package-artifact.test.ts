@@ -18,10 +18,11 @@ import { registerCatalog } from "../../operators/catalog/index.ts";
 import { secretsResource } from "../../operators/catalog/secrets.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
-import { Manager } from "../../operators/runtime/manager.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { crdFiles } from "../support/crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { startOperator } from "../support/operator.ts";
 import {
   eicar,
   makeChart,
@@ -110,10 +111,9 @@ describe("DeploymentPackage and Artifact reconcile", () => {
     } as KubeObject);
     for (const a of [app("web", "web", ["standard", "kiosk"]), app("db", "db"), app("evil", "evil")])
       await client.create(ApplicationResource, a);
-    manager = new Manager({ name: "outpost-catalog", kubeConfig });
-    manager.logger.level = process.env.LOG_LEVEL ?? "silent";
-    registerCatalog(manager, { clamdAddress: `${clamd.host}:${clamd.port}` });
-    await manager.start();
+    manager = await startOperator("outpost-catalog", kubeConfig, (m) => {
+      registerCatalog(m, { clamdAddress: `${clamd.host}:${clamd.port}` });
+    });
   });
   after(async () => {
     await manager.stop();

@@ -9,13 +9,14 @@ import { registerCatalog } from "../../operators/catalog/index.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
 import { requestedAtAnnotation } from "../../operators/runtime/controller.ts";
-import { Manager } from "../../operators/runtime/manager.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
 import { secretsResource } from "../../operators/catalog/secrets.ts";
 import { reconcileNow } from "../../cli/reconcile.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { freePort } from "../controlplane/ports.ts";
 import { crdFiles } from "../support/crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { startOperator } from "../support/operator.ts";
 import {
   makeChart,
   pushChart,
@@ -51,10 +52,9 @@ describe("Registry reconcile", () => {
     const chart = await makeChart({ name: "web", version: "1.0.0" });
     await pushChart(oci.url, "charts", chart);
     helm = await startHelmRepo([chart], { basicAuth: "robot:s3cret" });
-    manager = new Manager({ name: "outpost-catalog", kubeConfig });
-    manager.logger.level = process.env.LOG_LEVEL ?? "silent";
-    registerCatalog(manager, { scanMode: "off" });
-    await manager.start();
+    manager = await startOperator("outpost-catalog", kubeConfig, (m) => {
+      registerCatalog(m, { scanMode: "off" });
+    });
   });
   after(async () => {
     await manager.stop();

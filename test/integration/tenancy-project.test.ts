@@ -7,11 +7,12 @@ import type { Project } from "../../operators/api/project.generated.ts";
 import { AppDeploymentResource, ProjectResource } from "../../operators/api/resources.generated.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
-import { Manager } from "../../operators/runtime/manager.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
 import { namespacesResource, quotasResource, roleBindingsResource } from "../../operators/tenancy/project.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { startOperator } from "../support/operator.ts";
 import { installOutpost } from "../support/install.ts";
 
 const controlPlane = useControlPlane();
@@ -54,10 +55,9 @@ describe("Project reconcile", () => {
     installOutpost(cp);
     const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
     client = new KubeClient(kubeConfig);
-    manager = new Manager({ name: "outpost-tenancy", kubeConfig });
-    manager.logger.level = process.env.LOG_LEVEL ?? "silent";
-    registerTenancy(manager);
-    await manager.start();
+    manager = await startOperator("outpost-tenancy", kubeConfig, (m) => {
+      registerTenancy(m);
+    });
   });
   after(async () => {
     await manager.stop();
