@@ -1,6 +1,4 @@
-// kubectl-outpost: the Outpost kubectl plugin.
-//   kubectl outpost import PATH... [-n NS] [--clamd-address HOST:PORT | --no-scan]
-//   kubectl outpost export -n NS --dir DIR
+// kubectl-outpost: the Outpost kubectl plugin (catalog files, deployments, reconcile).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
@@ -10,6 +8,16 @@ import { CatalogError } from "../operators/catalog/format.ts";
 import { scannerFor } from "../operators/catalog/index.ts";
 import { KubeClient } from "../operators/runtime/client.ts";
 import { exportCatalog, importCatalog } from "./catalog.ts";
+import {
+  approve,
+  deploymentStatus,
+  diff,
+  formatDiff,
+  formatHistory,
+  formatStatus,
+  history,
+  rollback,
+} from "./deploy.ts";
 import { collectFiles } from "./files.ts";
 import { reconcileNow } from "./reconcile.ts";
 
@@ -24,11 +32,22 @@ commands:
       --dir=DIR                   where to write (default: .)
   reconcile KIND/NAME  ask the operator to reconcile an object now, and wait until it has
       --timeout=SECONDS           how long to wait (default: 60)
+  status DEP         a deployment's phase, revision, per-application and not-ready clusters
+      --clusters                  one row per (cluster, application), read from Fleet
+      --app=NAME                  only this application (with --clusters)
+  approve DEP        approve the deployment's current spec (needs the approver role)
+      --comment=TEXT              recorded in the Approval
+  history DEP        the delivered revisions
+  rollback DEP       restore the spec of the previous revision
+      --to-revision=N             restore revision N instead
+  diff DEP           what delivering the current spec changes, per application: files in
+                     Git (secrets redacted) and clusters added or removed
   package helm CHART.tgz
                      print a draft Application and a one-app DeploymentPackage for a chart
       --registry=NAME             the Registry holding the chart (required)
 
 common options:
+  -o, --output=FORMAT   table (default), yaml or json
   -n, --namespace=NS    the project namespace (default: the context's namespace, else default)
   --kubeconfig=PATH     kubeconfig (default: $KUBECONFIG, else ~/.kube/config)
   --context=NAME        kubeconfig context`;
@@ -63,8 +82,22 @@ export async function main(argv: string[]): Promise<number> {
       dir: { type: "string", default: "." },
       registry: { type: "string" },
       timeout: { type: "string", default: "60" },
+      output: { type: "string", short: "o", default: "table" },
+      clusters: { type: "boolean" },
+      app: { type: "string" },
+      comment: { type: "string" },
+      "to-revision": { type: "string" },
     },
   });
+  const output = values.output;
+  if (output !== "table" && output !== "yaml" && output !== "json") {
+    throw new CatalogError(`--output must be table, yaml or json, not "${output}"`);
+  }
+  const print = (data: unknown, asTable: () => string): void => {
+    if (output === "json") console.log(JSON.stringify(data, null, 2));
+    else if (output === "yaml") process.stdout.write(stringify(data));
+    else console.log(asTable());
+  };
   const progress = (line: string): void => {
     console.error(line);
   };
@@ -109,6 +142,53 @@ export async function main(argv: string[]): Promise<number> {
         progress,
       });
       console.log(result.ready ?? "reconciled");
+    } finally {
+      await c.close();
+    }
+    return 0;
+  }
+  if (["status", "approve", "history", "rollback", "diff"].includes(command)) {
+    const name = positionals[0];
+    if (!name) throw new CatalogError(`usage: kubectl outpost ${command} DEPLOYMENT [-n NS]`);
+    const { client: c, namespace: contextNs } = client(values);
+    const ns = values.namespace ?? contextNs;
+    try {
+      if (command === "status") {
+        const report = await deploymentStatus(c, ns, name, {
+          clusters: values.clusters,
+          app: values.app,
+          progress,
+        });
+        print(
+          report.clusters
+            ? { status: report.deployment.status, clusters: report.clusters }
+            : report.deployment.status,
+          () => formatStatus(report),
+        );
+      } else if (command === "approve") {
+        const r = await approve(c, ns, name, values.comment);
+        print(r, () =>
+          r.created
+            ? `approved ${name} (revision hash ${r.revisionHash}) as Approval ${r.name}`
+            : `${name} (revision hash ${r.revisionHash}) is already approved by Approval ${r.name}`,
+        );
+      } else if (command === "history") {
+        const rows = await history(c, ns, name);
+        print(rows, () => formatHistory(rows));
+      } else if (command === "rollback") {
+        const to = values["to-revision"];
+        if (to !== undefined && !/^\d+$/.test(to))
+          throw new CatalogError(`--to-revision must be a revision number, not "${to}"`);
+        const r = await rollback(c, ns, name, to === undefined ? undefined : Number(to));
+        print(
+          r,
+          () =>
+            `${name}: restored the spec of revision ${r.revision} (revision hash ${r.hash}); follow it with kubectl outpost status ${name}`,
+        );
+      } else {
+        const d = await diff(c, ns, name);
+        print(d, () => formatDiff(d));
+      }
     } finally {
       await c.close();
     }

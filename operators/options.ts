@@ -18,6 +18,10 @@ export interface OperatorOptions {
   clamdAddress?: string;
   /** Catalog: enforce, permissive or off. */
   scanMode: "enforce" | "permissive" | "off";
+  /** Deploy: a cluster whose Fleet agent is silent this long is offline. */
+  offlineAfterMs: number;
+  /** Deploy: how long a drop of more than half the targeted clusters is held. */
+  dropHoldMs: number;
 }
 
 export const usage = `usage: outpost-operator --controllers=NAME[,NAME…] [options]
@@ -37,7 +41,14 @@ export const usage = `usage: outpost-operator --controllers=NAME[,NAME…] [opti
 catalog:
   --clamd-address=HOST:PORT       clamd for malware scanning
   --scan-mode=MODE                enforce (unscanned content is not Ready), permissive
-                                  (it is, with a warning) or off (air-gapped labs) (default: enforce)`;
+                                  (it is, with a warning) or off (air-gapped labs) (default: enforce)
+
+deploy:
+  --offline-after=DURATION        a cluster whose Fleet agent has not checked in for this long
+                                  counts as offline, not failed (default: 30m; Fleet agents
+                                  check in every 15m by default)
+  --drop-hold=DURATION            when the targeted clusters drop by more than half at once,
+                                  keep the old targets until the drop lasts this long (default: 5m)`;
 
 /** "1.5s", "500ms", "2m", "1h" → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -64,6 +75,8 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
       "log-level": { type: "string", default: "info" },
       "clamd-address": { type: "string" },
       "scan-mode": { type: "string", default: "enforce" },
+      "offline-after": { type: "string", default: "30m" },
+      "drop-hold": { type: "string", default: "5m" },
     },
     strict: true,
   });
@@ -108,5 +121,7 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
     logLevel: values["log-level"],
     clamdAddress: values["clamd-address"],
     scanMode,
+    offlineAfterMs: parseDuration(values["offline-after"], "offline-after"),
+    dropHoldMs: parseDuration(values["drop-hold"], "drop-hold"),
   };
 }

@@ -1,5 +1,6 @@
 // The controllers `outpost-operator --controllers=…` can run, by name.
 import { registerCatalog } from "./catalog/index.ts";
+import { registerDeploy } from "./deploy/index.ts";
 import { registerTenancy } from "./tenancy/index.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { Manager } from "./runtime/manager.ts";
@@ -7,6 +8,9 @@ import type { Manager } from "./runtime/manager.ts";
 export const registry: Record<string, (manager: Manager, options: OperatorOptions) => void> = {
   catalog: (manager, options) => {
     registerCatalog(manager, { clamdAddress: options.clamdAddress, scanMode: options.scanMode });
+  },
+  deploy: (manager, options) => {
+    registerDeploy(manager, { offlineAfterMs: options.offlineAfterMs, dropHoldMs: options.dropHoldMs });
   },
   tenancy: (manager, options) => {
     registerTenancy(manager, { systemNamespace: options.leaderElectionNamespace });

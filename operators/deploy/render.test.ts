@@ -120,7 +120,12 @@ describe("render", () => {
     assert.deepEqual(fw.diff.comparePatches, [
       { kind: "Secret", name: "web-tls", namespace: "shop", operations: [{ op: "ignore" }] },
     ]);
-    assert.deepEqual(fw.labels, { "outpost.dev/deployment": "storefront", "outpost.dev/application": "web" });
+    assert.deepEqual(fw.labels, {
+      "outpost.dev/deployment": "storefront",
+      "outpost.dev/application": "web",
+      "outpost.dev/content": w.contentHash,
+    });
+    assert.match(w.contentHash, /^[0-9a-f]{16}$/);
     const fd = fleetYaml(d);
     assert.equal(fd.defaultNamespace, "shop-data", "the package's default namespace");
     assert.equal(fd.helm.repo, "https://charts.example.com");

@@ -34,7 +34,14 @@ export interface RenderInput {
   registries: Map<string, Registry>;
   /** Secret parameter values read from their Secrets: application → parameter → text. */
   secretValues: Map<string, Map<string, string>>;
+  /**
+   * Render without the secret values (for a preview such as `kubectl outpost diff`): a
+   * placeholder of the declared type stands in for each. Git files never hold them anyway.
+   */
+  redactSecrets?: boolean;
 }
+
+const placeholders = { string: "(secret)", number: "0", boolean: "false" } as const;
 
 export interface RenderedBundle {
   application: string;
@@ -47,7 +54,16 @@ export interface RenderedBundle {
   targets: GitTarget[];
   /** A Secret to keep next to the GitRepo (values.yaml of secret parameters). */
   secret?: { name: string; valuesYaml: string };
+  /**
+   * A hash of the bundle's content, also in fleet.yaml as label outpost.dev/content, which
+   * Fleet copies to the Bundle and its BundleDeployments: a BundleDeployment runs this
+   * revision of the bundle only when it carries this value.
+   */
+  contentHash: string;
 }
+
+/** The fleet.yaml label that tells which content a Bundle (and its BundleDeployments) has. */
+export const contentLabel = "outpost.dev/content";
 
 export class RenderError extends Error {
   override name = "RenderError";
@@ -158,7 +174,11 @@ export function render(input: RenderInput): RenderedBundle[] {
         );
         continue;
       }
-      const text = p.secretKeyRef ? input.secretValues.get(ref.name)?.get(p.name) : p.value;
+      const text = p.secretKeyRef
+        ? input.redactSecrets
+          ? placeholders[decl.type]
+          : input.secretValues.get(ref.name)?.get(p.name)
+        : p.value;
       if (text === undefined) {
         problems.push(
           `spec.parameters: ${ref.name} ${p.name}: Secret ${p.secretKeyRef?.name ?? ""} has no key ${p.secretKeyRef?.key ?? ""}`,
@@ -193,7 +213,10 @@ export function render(input: RenderInput): RenderedBundle[] {
     const rollout = dep.spec.rollout;
     const fleet = {
       name,
-      labels: { "outpost.dev/deployment": depName, "outpost.dev/application": ref.name },
+      labels: { "outpost.dev/deployment": depName, "outpost.dev/application": ref.name } as Record<
+        string,
+        string
+      >,
       defaultNamespace: namespace,
       helm: {
         ...chartRef(registry, app.spec.chart.name),
@@ -250,13 +273,22 @@ export function render(input: RenderInput): RenderedBundle[] {
           }
         : {}),
     };
+    const valuesYaml = yaml(values);
+    const secretYaml = secretName ? yaml(secretValues) : "";
+    // Secret values stay out of it: not even their hash goes to Git.
+    const contentHash = createHash("sha256")
+      .update(`${yaml(fleet)}\0${valuesYaml}`)
+      .digest("hex")
+      .slice(0, 16);
+    fleet.labels[contentLabel] = contentHash;
     bundles.push({
       application: ref.name,
       bundleName: name,
+      contentHash,
       path: `${depName}/${ref.name}`,
-      files: { "fleet.yaml": yaml(fleet), "values.yaml": yaml(values) },
+      files: { "fleet.yaml": yaml(fleet), "values.yaml": valuesYaml },
       targets: gitTargets(placement?.targets ?? dep.spec.targets),
-      ...(secretName ? { secret: { name: secretName, valuesYaml: yaml(secretValues) } } : {}),
+      ...(secretName ? { secret: { name: secretName, valuesYaml: secretYaml } } : {}),
     });
   }
   if (problems.length > 0) throw new RenderError(problems);

@@ -165,3 +165,29 @@ describe("aggregate", () => {
     );
   });
 });
+
+describe("current content", () => {
+  it("counts a BundleDeployment of older content as pending, even when it is applied and ready", () => {
+    const old = bd("shop-web", "store-1", "ready");
+    old.metadata.labels = { ...old.metadata.labels, "outpost.dev/content": "old" };
+    const fresh = bd("shop-web", "store-2", "ready");
+    fresh.metadata.labels = { ...fresh.metadata.labels, "outpost.dev/content": "new" };
+    const s = aggregate({
+      apps: [
+        {
+          application: "web",
+          bundleName: "shop-web",
+          contentHash: "new",
+          targets: [{ name: "all", clusterSelector: { matchLabels: { site: "store" } } }],
+        },
+      ],
+      clusters: [cluster("store-1", { site: "store" }), cluster("store-2", { site: "store" })],
+      bundleDeployments: [old, fresh],
+      now,
+      offlineAfterMs: 60_000,
+    });
+    assert.deepEqual(s.summary, { targets: 2, ready: 1, notReady: 0, offline: 0, pending: 1 });
+    assert.equal(s.clusters[0]?.name, "store-1");
+    assert.equal(s.clusters[0].state, "Pending");
+  });
+});

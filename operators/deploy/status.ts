@@ -3,7 +3,7 @@
 // there and is ready. Offline clusters (agent not seen recently) are offline, not failed.
 // The result stays small at any number of clusters: counts, and the first few clusters
 // that are not ready.
-import type { GitTarget } from "./render.ts";
+import { contentLabel, type GitTarget } from "./render.ts";
 import { matches } from "./selector.ts";
 
 /** The parts of a Fleet Cluster this needs. */
@@ -31,6 +31,8 @@ export interface AppTargets {
   application: string;
   /** The bundle of the current revision. */
   bundleName: string;
+  /** Label outpost.dev/content of the current content: other BundleDeployments are outdated. */
+  contentHash?: string;
   targets: GitTarget[];
 }
 
@@ -108,6 +110,7 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
         message = "the cluster's agent has not reported recently; it catches up when it is back";
       } else if (
         bd?.spec?.deploymentID === undefined ||
+        (app.contentHash !== undefined && bd.metadata.labels?.[contentLabel] !== app.contentHash) ||
         bd.spec.deploymentID !== bd.status?.appliedDeploymentID
       ) {
         state = "Pending";

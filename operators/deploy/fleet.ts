@@ -1,0 +1,109 @@
+// Fleet's objects as the deployment operator uses them (fleet.cattle.io/v1alpha1, Fleet ≥
+// 0.16), and the GitRepo of one rendered bundle — a pure function. Fleet's API: see
+// docs/architecture.md ("Delivery to Fleet").
+import type { AppDeployment } from "../api/app-deployment.generated.ts";
+import type { KubeObject, ResourceType } from "../runtime/client.ts";
+import type { GitTarget, RenderedBundle } from "./render.ts";
+
+const fleet = (kind: string, plural: string): ResourceType => ({
+  group: "fleet.cattle.io",
+  version: "v1alpha1",
+  kind,
+  plural,
+  namespaced: true,
+});
+
+export const GitRepoResource = fleet("GitRepo", "gitrepos");
+export const FleetClusterResource = fleet("Cluster", "clusters");
+export const BundleDeploymentResource = fleet("BundleDeployment", "bundledeployments");
+
+export const ControllerRevisionResource: ResourceType = {
+  group: "apps",
+  version: "v1",
+  kind: "ControllerRevision",
+  plural: "controllerrevisions",
+  namespaced: true,
+};
+export const SecretResource: ResourceType = {
+  group: "",
+  version: "v1",
+  kind: "Secret",
+  plural: "secrets",
+  namespaced: true,
+};
+
+/** Labels on everything the deployment operator creates, and on Fleet's Bundles (fleet.yaml labels). */
+export const deploymentLabel = "outpost.dev/deployment";
+export const applicationLabel = "outpost.dev/application";
+/** Fleet's labels on BundleDeployments (internal/cmd/controller/target/target.go). */
+export const bundleNamespaceLabel = "fleet.cattle.io/bundle-namespace";
+export const bundleNameLabel = "fleet.cattle.io/bundle-name";
+export const clusterLabel = "fleet.cattle.io/cluster";
+export const commitLabel = "fleet.cattle.io/commit";
+
+export interface GitRepo extends KubeObject {
+  spec: {
+    repo: string;
+    branch: string;
+    paths: string[];
+    targets: GitTarget[];
+    paused: boolean;
+    clientSecretName?: string;
+    pollingInterval?: string;
+  };
+  status?: {
+    commit?: string;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+/** Where a namespace's deployments are committed (Secret outpost-git of the namespace). */
+export interface GitTargetRepo {
+  url: string;
+  branch: string;
+  /** The Secret Fleet clones with (kubernetes.io/basic-auth), if the repository needs credentials. */
+  secretName?: string;
+}
+
+/** The GitRepo delivering one bundle, owned by its AppDeployment. */
+export function gitRepoFor(
+  dep: AppDeployment,
+  bundle: RenderedBundle,
+  git: GitTargetRepo,
+  paused: boolean,
+  targets: GitTarget[] = bundle.targets,
+): GitRepo {
+  const name = dep.metadata.name ?? "";
+  return {
+    apiVersion: "fleet.cattle.io/v1alpha1",
+    kind: "GitRepo",
+    metadata: {
+      name: bundle.bundleName,
+      namespace: dep.metadata.namespace,
+      labels: {
+        [deploymentLabel]: name,
+        [applicationLabel]: bundle.application,
+        "app.kubernetes.io/managed-by": "outpost",
+      },
+      ownerReferences: [
+        {
+          apiVersion: "deploy.outpost.dev/v1alpha1",
+          kind: "AppDeployment",
+          name,
+          uid: dep.metadata.uid ?? "",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: {
+      repo: git.url,
+      // Always explicit: with no branch Fleet clones `master`.
+      branch: git.branch,
+      paths: [bundle.path],
+      targets,
+      paused,
+      ...(git.secretName ? { clientSecretName: git.secretName } : {}),
+    },
+  };
+}
