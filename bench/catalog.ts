@@ -3,8 +3,6 @@
 // operator running as its own process against a real OCI registry and clamd.
 // Baseline in the same run: creating the same number of objects with a tight loop.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
@@ -16,10 +14,10 @@ import { KubeClient, type KubeObject, type ResourceType } from "../operators/run
 import { kstatus, type ConditionedStatus } from "../operators/runtime/conditions.ts";
 import { installCRDs, kubeConfigFromFile, startControlPlane } from "../test/controlplane/index.ts";
 import { freePort } from "../test/controlplane/ports.ts";
-import { httpsGet } from "../test/controlplane/http.ts";
 import { crdFiles } from "../test/support/crds.ts";
 import { makeChart, pushChart, startClamd, startOciRegistry } from "../test/support/services.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
+import { apiRequests, apiServerAccess, rssMiB } from "./support.ts";
 
 const packages = Number(process.env.BENCH_PACKAGES ?? "1000");
 const appsPerPackage = 5;
@@ -77,21 +75,6 @@ function catalogFiles(registryUrl: string): CatalogFile[] {
   return files;
 }
 
-/** apiserver_request_total summed over all verbs, from the API server's own metrics. */
-async function apiRequests(server: string, tls: { ca: string; cert: string; key: string }): Promise<number> {
-  const res = await httpsGet(`${server}/metrics`, tls, 30_000);
-  let total = 0;
-  for (const line of res.body.split("\n")) {
-    if (line.startsWith("apiserver_request_total{")) total += Number(line.split(" ").pop());
-  }
-  return total;
-}
-
-function rssMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? "0") / 1024;
-}
-
 export async function run(): Promise<BenchmarkResult> {
   const cp = await startControlPlane({
     apiServerArgs: [
@@ -105,12 +88,7 @@ export async function run(): Promise<BenchmarkResult> {
     await installCRDs(cp.management, crdFiles());
     const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
     const client = new KubeClient(kubeConfig);
-    const user = kubeConfig.getCurrentUser();
-    const tls = {
-      ca: readFileSync(join(dirname(cp.management.kubeconfig), "ca.crt"), "utf8"),
-      cert: Buffer.from(user?.certData ?? "", "base64").toString(),
-      key: Buffer.from(user?.keyData ?? "", "base64").toString(),
-    };
+    const access = apiServerAccess(cp.management.kubeconfig, kubeConfig);
     for (let i = 0; i < charts; i++)
       await pushChart(oci.url, "charts", await makeChart({ name: `chart-${i}`, version: "1.0.0" }));
     for (const ns of ["baseline", "catalog"]) await client.create(namespaces, { metadata: { name: ns } });
@@ -144,11 +122,11 @@ export async function run(): Promise<BenchmarkResult> {
 
     console.error(`import: ${packages} packages, ${packages * appsPerPackage} applications`);
     const scanner = new ClamdScanner({ host: clamd.host, port: clamd.port });
-    const before = await apiRequests(cp.management.server, tls);
+    const before = await apiRequests(access);
     const importStart = performance.now();
     await importCatalog(client, files, "catalog", { scanner });
     const importSeconds = (performance.now() - importStart) / 1000;
-    const afterImport = await apiRequests(cp.management.server, tls);
+    const afterImport = await apiRequests(access);
 
     console.error("reconcile: the catalog operator until every package is Ready");
     const port = await freePort();
@@ -180,7 +158,7 @@ export async function run(): Promise<BenchmarkResult> {
         throw new Error(`only ${ready} of ${packages} packages Ready after 10 minutes`);
     }
     const reconcileSeconds = (performance.now() - reconcileStart) / 1000;
-    const afterReconcile = await apiRequests(cp.management.server, tls);
+    const afterReconcile = await apiRequests(access);
     const apps = await client.list<KubeObject & { status?: ConditionedStatus }>(ApplicationResource, {
       namespace: "catalog",
     });

@@ -5,6 +5,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<BenchmarkResult>
   controlplane: () => import("./controlplane.ts"),
   runtime: () => import("./runtime.ts"),
   catalog: () => import("./catalog.ts"),
+  deploy: () => import("./deploy.ts"),
 };
 
 const selected = process.env.BENCH ? process.env.BENCH.split(",") : Object.keys(benchmarks);

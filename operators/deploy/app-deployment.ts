@@ -100,7 +100,18 @@ export class AppDeploymentReconciler {
     this.offlineAfterMs = options.offlineAfterMs ?? 30 * 60_000;
     this.dropHoldMs = options.dropHoldMs ?? 5 * 60_000;
     this.now = options.now ?? (() => new Date());
-    this.gitStore = options.gitStore ?? ((c) => new HttpGitStore(c));
+    const make = options.gitStore ?? ((c: GitCredentials) => new HttpGitStore(c));
+    // One store per set of credentials, so that concurrent changes share fetches and pushes.
+    const stores = new Map<string, GitStore>();
+    this.gitStore = (c) => {
+      const id = JSON.stringify([c.username, c.password]);
+      let store = stores.get(id);
+      if (!store) {
+        store = make(c);
+        stores.set(id, store);
+      }
+      return store;
+    };
   }
 
   private cache<T extends KubeObject>(r: Parameters<Manager["informer"]>[0]) {

@@ -3,10 +3,17 @@
 // or a restart after a crash that happened after the push, finds nothing to change and
 // makes no second commit. `HttpGitStore` speaks Git's smart-HTTP protocol
 // (isomorphic-git), so it works with any server: GitHub, Gitea, GitLab, git http-backend.
-import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+//
+// It keeps a shallow bare copy of each branch on local disk and never checks files out:
+// a change is written as blobs and trees straight into the object store, committed on
+// top of the fetched head and pushed. Changes that arrive while a push is under way are
+// queued and sent together — still one commit each, but one fetch and one push for the
+// batch — so a thousand deployments changing at once do not make a thousand clones.
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import git from "isomorphic-git";
 import http from "isomorphic-git/http/node";
 
@@ -48,6 +55,10 @@ export interface HttpGitStoreOptions {
   author?: { name: string; email: string };
   /** Attempts when another writer pushed meanwhile. Default 8. */
   attempts?: number;
+  /** Where the local copies of branches live. Default: <tmpdir>/outpost-git-<pid>. */
+  cacheDir?: string;
+  /** A fetch or push taking longer fails. Default 60 s. */
+  timeoutMs?: number;
 }
 
 function explain(err: unknown, repo: string): GitStoreError {
@@ -66,7 +77,68 @@ function explain(err: unknown, repo: string): GitStoreError {
   return new GitStoreError(`${repo}: ${e.message ?? String(err)}`, "Unreachable");
 }
 
+interface Pending {
+  request: SyncRequest;
+  resolve: (r: SyncResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface TreeEntry {
+  mode: string;
+  path: string;
+  oid: string;
+  type: "blob" | "tree" | "commit";
+}
+
+/** Writes `files` (paths relative to the folder) as a tree; returns its oid, or undefined when empty. */
+async function writeFolder(gitdir: string, files: Map<string, string>): Promise<string | undefined> {
+  if (files.size === 0) return undefined;
+  const blobs: TreeEntry[] = [];
+  const subfolders = new Map<string, Map<string, string>>();
+  for (const [path, content] of files) {
+    const slash = path.indexOf("/");
+    if (slash === -1) {
+      const oid = await git.writeBlob({ fs, gitdir, blob: Buffer.from(content) });
+      blobs.push({ mode: "100644", path, oid, type: "blob" });
+    } else {
+      const dir = path.slice(0, slash);
+      const inner = subfolders.get(dir) ?? new Map<string, string>();
+      inner.set(path.slice(slash + 1), content);
+      subfolders.set(dir, inner);
+    }
+  }
+  const trees: TreeEntry[] = [];
+  for (const [dir, inner] of subfolders) {
+    const oid = await writeFolder(gitdir, inner);
+    if (oid) trees.push({ mode: "040000", path: dir, oid, type: "tree" });
+  }
+  return git.writeTree({ fs, gitdir, tree: [...blobs, ...trees] });
+}
+
+/** The tree `root` with the entry at `path` (a/b/c) replaced by `oid`, or removed. */
+async function replaceAt(
+  gitdir: string,
+  root: string | undefined,
+  path: string[],
+  oid: string | undefined,
+): Promise<string | undefined> {
+  const [name, ...rest] = path;
+  if (name === undefined) return oid;
+  const entries: TreeEntry[] = root ? (await git.readTree({ fs, gitdir, oid: root })).tree : [];
+  const current = entries.find((e) => e.path === name);
+  const replaced = await replaceAt(gitdir, current?.type === "tree" ? current.oid : undefined, rest, oid);
+  const others = entries.filter((e) => e.path !== name);
+  const next = replaced
+    ? [...others, { mode: "040000", path: name, oid: replaced, type: "tree" as const }]
+    : others;
+  if (next.length === 0) return undefined;
+  return git.writeTree({ fs, gitdir, tree: next });
+}
+
 export class HttpGitStore implements GitStore {
+  /** Per repository and branch: changes waiting for the next push, and whether one runs. */
+  private readonly queues = new Map<string, { pending: Pending[]; running: boolean }>();
+
   constructor(private readonly options: HttpGitStoreOptions = {}) {}
 
   private auth = (): { username?: string; password?: string } => ({
@@ -74,13 +146,51 @@ export class HttpGitStore implements GitStore {
     password: this.options.password,
   });
 
-  async sync(request: SyncRequest): Promise<SyncResult> {
+  sync(request: SyncRequest): Promise<SyncResult> {
+    for (const path of request.files.keys()) {
+      if (!path.startsWith(`${request.prefix.replace(/\/+$/, "")}/`)) {
+        return Promise.reject(new Error(`${path} is outside ${request.prefix}/`));
+      }
+    }
+    const key = `${request.repo}#${request.branch}`;
+    const queue = this.queues.get(key) ?? { pending: [], running: false };
+    this.queues.set(key, queue);
+    return new Promise<SyncResult>((resolve, reject) => {
+      queue.pending.push({ request, resolve, reject });
+      if (!queue.running) void this.drain(key, queue);
+    });
+  }
+
+  /** Pushes everything queued for one branch, batch after batch, until the queue is empty. */
+  private async drain(key: string, queue: { pending: Pending[]; running: boolean }): Promise<void> {
+    queue.running = true;
+    try {
+      while (queue.pending.length > 0) {
+        const batch = queue.pending.splice(0);
+        try {
+          const results = await this.pushBatch(batch.map((p) => p.request));
+          for (const [i, p] of batch.entries()) {
+            const result = results[i];
+            if (result) p.resolve(result);
+            else p.reject(new Error("no result for a queued Git change"));
+          }
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      queue.running = false;
+      if (queue.pending.length === 0) this.queues.delete(key);
+    }
+  }
+
+  private async pushBatch(requests: SyncRequest[]): Promise<SyncResult[]> {
     const attempts = this.options.attempts ?? 8;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.syncOnce(request);
+        return await this.pushOnce(requests);
       } catch (err) {
-        const e = err instanceof GitStoreError ? err : explain(err, request.repo);
+        const e = err instanceof GitStoreError ? err : explain(err, requests[0]?.repo ?? "");
         // Someone else pushed in between: start again from the new head.
         if (e.reason !== "Rejected" || attempt >= attempts) throw e;
         await new Promise((r) => setTimeout(r, 50 * attempt + Math.random() * 100));
@@ -88,78 +198,125 @@ export class HttpGitStore implements GitStore {
     }
   }
 
-  private async syncOnce(request: SyncRequest): Promise<SyncResult> {
-    const dir = await mkdtemp(join(tmpdir(), "outpost-git-"));
-    const author = this.options.author ?? { name: "Outpost", email: "outpost@outpost.dev" };
-    try {
-      let exists = true;
-      try {
-        await git.clone({
+  private gitdir(repo: string, branch: string): string {
+    const id = createHash("sha256").update(`${repo}#${branch}`).digest("hex").slice(0, 24);
+    return join(this.options.cacheDir ?? join(tmpdir(), `outpost-git-${process.pid}`), id);
+  }
+
+  private withTimeout<T>(what: string, repo: string, work: Promise<T>): Promise<T> {
+    const ms = this.options.timeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new GitStoreError(`${repo}: ${what} took longer than ${ms / 1000}s`, "Unreachable"));
+        }, ms);
+      }),
+    ]).finally(() => {
+      clearTimeout(timer);
+    });
+  }
+
+  /** The head of the branch on the server, fetched into the local copy (undefined: no branch yet). */
+  private async fetchHead(gitdir: string, repo: string, branch: string): Promise<string | undefined> {
+    if (!fs.existsSync(join(gitdir, "HEAD"))) {
+      await mkdir(gitdir, { recursive: true });
+      await git.init({ fs, gitdir, bare: true, defaultBranch: branch });
+      await git.addRemote({ fs, gitdir, remote: "origin", url: repo });
+    }
+    const remote = await this.withTimeout(
+      "listing the branches",
+      repo,
+      git.listServerRefs({ http, url: repo, prefix: `refs/heads/${branch}`, onAuth: this.auth }),
+    ).catch((err: unknown) => {
+      throw err instanceof GitStoreError ? err : explain(err, repo);
+    });
+    const head = remote.find((r) => r.ref === `refs/heads/${branch}`)?.oid;
+    if (!head) return undefined;
+    const have = await git.readCommit({ fs, gitdir, oid: head }).then(
+      () => true,
+      () => false,
+    );
+    if (!have) {
+      await this.withTimeout(
+        "fetching",
+        repo,
+        git.fetch({
           fs,
           http,
-          dir,
-          url: request.repo,
-          ref: request.branch,
+          gitdir,
+          remote: "origin",
+          ref: branch,
           singleBranch: true,
           depth: 1,
-          noTags: true,
+          tags: false,
           onAuth: this.auth,
-        });
-        // Cloning an empty repository succeeds with no commit at all.
-        await git.resolveRef({ fs, dir, ref: "HEAD" });
-      } catch (err) {
-        const e = err as { code?: string };
-        // An empty repository, or a branch not there yet: start it.
-        if (e.code !== "NotFoundError" && e.code !== "NoRefspecError") throw explain(err, request.repo);
-        exists = false;
-        await rm(dir, { recursive: true, force: true });
-        await mkdir(dir, { recursive: true });
-        await git.init({ fs, dir, defaultBranch: request.branch });
-        await git.addRemote({ fs, dir, remote: "origin", url: request.repo });
-      }
-
-      // Make the prefix folder hold exactly the requested files.
-      const tracked = exists ? await git.listFiles({ fs, dir, ref: "HEAD" }) : [];
-      const prefix = `${request.prefix.replace(/\/+$/, "")}/`;
-      for (const path of tracked) {
-        if (path.startsWith(prefix) && !request.files.has(path)) {
-          await git.remove({ fs, dir, filepath: path });
-          await rm(join(dir, path), { force: true });
-        }
-      }
-      for (const [path, content] of request.files) {
-        if (!path.startsWith(prefix)) throw new Error(`${path} is outside ${prefix}`);
-        const full = join(dir, path);
-        const current = await readFile(full, "utf8").catch(() => undefined);
-        if (current === content) continue;
-        await mkdir(dirname(full), { recursive: true });
-        await writeFile(full, content);
-        await git.add({ fs, dir, filepath: path });
-      }
-      const status = await git.statusMatrix({ fs, dir, filepaths: [request.prefix] });
-      const changed = status.some(([, head, workdir, stage]) => head !== workdir || workdir !== stage);
-      if (!changed && exists) {
-        return { commit: await git.resolveRef({ fs, dir, ref: "HEAD" }), changed: false };
-      }
-      const commit = await git.commit({ fs, dir, message: request.message, author });
-      const push = await git
-        .push({
-          fs,
-          http,
-          dir,
-          remote: "origin",
-          ref: request.branch,
-          remoteRef: request.branch,
-          onAuth: this.auth,
-        })
-        .catch((err: unknown) => {
-          throw explain(err, request.repo);
-        });
-      if (!push.ok)
-        throw new GitStoreError(`${request.repo}: the push was rejected: ${push.error ?? ""}`, "Rejected");
-      return { commit, changed: true };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+        }),
+      ).catch((err: unknown) => {
+        throw err instanceof GitStoreError ? err : explain(err, repo);
+      });
     }
+    return head;
+  }
+
+  private async pushOnce(requests: SyncRequest[]): Promise<SyncResult[]> {
+    const first = requests[0];
+    if (!first) return [];
+    const { repo, branch } = first;
+    const gitdir = this.gitdir(repo, branch);
+    const author = this.options.author ?? { name: "Outpost", email: "outpost@outpost.dev" };
+    let head: string | undefined;
+    try {
+      head = await this.fetchHead(gitdir, repo, branch);
+    } catch (err) {
+      // A damaged local copy is thrown away; the next attempt starts afresh.
+      if (!(err instanceof GitStoreError)) await rm(gitdir, { recursive: true, force: true });
+      throw err;
+    }
+    const fetched = head;
+    let root = head ? (await git.readCommit({ fs, gitdir, oid: head })).commit.tree : undefined;
+    const results: SyncResult[] = [];
+    for (const request of requests) {
+      const prefix = request.prefix.replace(/\/+$/, "");
+      const relative = new Map(
+        [...request.files].map(([path, content]) => [path.slice(prefix.length + 1), content] as const),
+      );
+      const folder = await writeFolder(gitdir, relative);
+      const nextRoot = await replaceAt(gitdir, root, prefix.split("/"), folder);
+      if (head && nextRoot === root) {
+        results.push({ commit: head, changed: false });
+        continue;
+      }
+      const now = Math.floor(Date.now() / 1000);
+      const signature = { ...author, timestamp: now, timezoneOffset: 0 };
+      const tree = nextRoot ?? (await git.writeTree({ fs, gitdir, tree: [] }));
+      head = await git.writeCommit({
+        fs,
+        gitdir,
+        commit: {
+          message: request.message.endsWith("\n") ? request.message : `${request.message}\n`,
+          tree,
+          parent: head ? [head] : [],
+          author: signature,
+          committer: signature,
+        },
+      });
+      root = nextRoot;
+      results.push({ commit: head, changed: true });
+    }
+    if (head && head !== fetched) {
+      await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: head, force: true });
+      const push = await this.withTimeout(
+        "pushing",
+        repo,
+        git.push({ fs, http, gitdir, url: repo, ref: branch, remoteRef: branch, onAuth: this.auth }),
+      ).catch((err: unknown) => {
+        throw err instanceof GitStoreError ? err : explain(err, repo);
+      });
+      if (!push.ok)
+        throw new GitStoreError(`${repo}: the push was rejected: ${push.error ?? ""}`, "Rejected");
+    }
+    return results;
   }
 }

@@ -2,11 +2,15 @@
 // tree, none for a retry, other folders untouched, concurrent writers, credentials and
 // an unreachable server.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GitStoreError, HttpGitStore, type SyncRequest } from "../../operators/deploy/gitstore.ts";
 import { startGitServer, type GitServer } from "../support/git-server.ts";
 
 let server: GitServer;
+const tmpCache = (name: string): string => mkdtempSync(join(tmpdir(), `outpost-git-cache-${name}-`));
 let privateServer: GitServer;
 const store = new HttpGitStore();
 
@@ -77,6 +81,27 @@ describe("HttpGitStore", () => {
       "d/fleet.yaml",
     ]);
     assert.equal(server.log("shared").length, 4, "one commit per change, none lost");
+  });
+
+  it("keeps every change when two stores (two processes) push to one branch at once", async () => {
+    const repo = server.createRepo("contended");
+    const [one, two] = [
+      new HttpGitStore({ cacheDir: tmpCache("one") }),
+      new HttpGitStore({ cacheDir: tmpCache("two") }),
+    ];
+    const results = await Promise.all(
+      ["p1", "p2", "p3", "p4", "p5", "p6"].map((p, i) =>
+        (i % 2 ? one : two).sync(request(repo, p, { [`${p}/deep/fleet.yaml`]: `${p}\n` })),
+      ),
+    );
+    assert.ok(results.every((r) => r.changed));
+    assert.equal(server.log("contended").length, 6, "one commit per change, none lost");
+    assert.equal(server.files("contended").length, 6);
+    assert.equal(server.show("contended", "p4/deep/fleet.yaml"), "p4\n");
+    // Removing a folder is a change too; removing it again is not.
+    assert.equal((await one.sync(request(repo, "p1", {}))).changed, true);
+    assert.equal((await two.sync(request(repo, "p1", {}))).changed, false);
+    assert.ok(!server.files("contended").some((f) => f.startsWith("p1/")));
   });
 
   it("sends credentials and names a refusal", async () => {

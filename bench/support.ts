@@ -1,0 +1,55 @@
+// Shared by the benchmarks: the API server's request counter, a process's memory, and a
+// bounded-concurrency loop.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { httpsGet } from "../test/controlplane/http.ts";
+
+export interface ApiServerAccess {
+  server: string;
+  tls: { ca: string; cert: string; key: string };
+}
+
+export function apiServerAccess(kubeconfigPath: string, kubeConfig: KubeConfig): ApiServerAccess {
+  const user = kubeConfig.getCurrentUser();
+  return {
+    server: kubeConfig.getCurrentCluster()?.server ?? "",
+    tls: {
+      ca: readFileSync(join(dirname(kubeconfigPath), "ca.crt"), "utf8"),
+      cert: Buffer.from(user?.certData ?? "", "base64").toString(),
+      key: Buffer.from(user?.keyData ?? "", "base64").toString(),
+    },
+  };
+}
+
+/** apiserver_request_total summed, optionally over the given verbs, from the API server's metrics. */
+export async function apiRequests(access: ApiServerAccess, verbs?: string[]): Promise<number> {
+  const res = await httpsGet(`${access.server}/metrics`, access.tls, 30_000);
+  let total = 0;
+  for (const line of res.body.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const verb = /verb="([A-Z]+)"/.exec(line)?.[1] ?? "";
+    if (verbs && !verbs.includes(verb)) continue;
+    total += Number(line.split(" ").pop());
+  }
+  return total;
+}
+
+export function rssMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? "0") / 1024;
+}
+
+/** Runs `fn(i)` for i in [0, count) with `inFlight` at a time. */
+export async function pool(
+  count: number,
+  inFlight: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
+}
