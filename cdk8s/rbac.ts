@@ -67,7 +67,11 @@ export const operators: Record<string, OperatorAccess> = {
       },
       { apiGroups: ["fleet.cattle.io"], resources: ["gitrepos"], verbs: all },
       fleetRead,
-      { apiGroups: ["apps"], resources: ["controllerrevisions"], verbs: [...read, "create", "update", "delete"] },
+      {
+        apiGroups: ["apps"],
+        resources: ["controllerrevisions"],
+        verbs: [...read, "create", "update", "delete"],
+      },
     ],
     project: [
       { apiGroups: [""], resources: ["secrets"], verbs: [...read, "create", "update", "patch", "delete"] },

@@ -194,8 +194,7 @@ export async function approve(
     } as KubeObject);
     return { name: approvalName, revisionHash: hash, created: true };
   } catch (err) {
-    if (ApiError.isConflict(err))
-      return { name: approvalName, revisionHash: hash, created: false };
+    if (ApiError.isConflict(err)) return { name: approvalName, revisionHash: hash, created: false };
     if (err instanceof ApiError && err.code === 403) {
       throw new CatalogError(
         `you may not approve deployments in namespace ${ns}: approving needs the project's approver role (create on approvals.deploy.outpost.dev)`,
@@ -258,28 +257,35 @@ export async function rollback(
   name: string,
   toRevision?: number,
 ): Promise<{ revision: number; hash: string }> {
-  const dep = await getDeployment(client, ns, name);
   const all = await revisions(client, ns, name);
-  const current = dep.status?.revision;
-  const target =
-    toRevision !== undefined
-      ? all.find((r) => r.revision === toRevision)
-      : all.filter((r) => r.revision !== current).at(-1);
-  if (!target) {
-    const have = all.map((r) => r.revision).join(", ") || "none";
-    throw new CatalogError(
+  for (let attempt = 1; ; attempt++) {
+    const dep = await getDeployment(client, ns, name);
+    const current = dep.status?.revision;
+    const target =
       toRevision !== undefined
-        ? `${name} has no revision ${toRevision} (it has ${have}); see kubectl outpost history ${name}`
-        : `${name} has no earlier revision to roll back to (revisions: ${have})`,
-    );
+        ? all.find((r) => r.revision === toRevision)
+        : all.filter((r) => r.revision !== current).at(-1);
+    if (!target) {
+      const have = all.map((r) => r.revision).join(", ") || "none";
+      throw new CatalogError(
+        toRevision !== undefined
+          ? `${name} has no revision ${toRevision} (it has ${have}); see kubectl outpost history ${name}`
+          : `${name} has no earlier revision to roll back to (revisions: ${have})`,
+      );
+    }
+    const spec = {
+      ...deliveredSpec(target.data.spec),
+      ...(dep.spec.suspend !== undefined ? { suspend: dep.spec.suspend } : {}),
+    };
+    try {
+      // Optimistic concurrency: a change made meanwhile (the operator writing status
+      // included) makes the replace fail; read again and retry.
+      await client.replace(AppDeploymentResource, { ...dep, spec });
+      return { revision: target.revision, hash: revisionHash(spec) };
+    } catch (err) {
+      if (!ApiError.isConflict(err) || attempt >= 5) throw err;
+    }
   }
-  const spec = {
-    ...deliveredSpec(target.data.spec),
-    ...(dep.spec.suspend !== undefined ? { suspend: dep.spec.suspend } : {}),
-  };
-  // Optimistic concurrency: the replace fails if someone changed the deployment meanwhile.
-  await client.replace(AppDeploymentResource, { ...dep, spec });
-  return { revision: target.revision, hash: revisionHash(spec) };
 }
 
 /** Renders `spec` of `dep` with the catalog objects in the API, secret values redacted. */

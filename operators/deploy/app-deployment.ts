@@ -20,7 +20,12 @@ import {
 } from "../api/resources.generated.ts";
 import { ApiError, type KubeObject } from "../runtime/client.ts";
 import { getCondition, removeCondition, setCondition, summarize } from "../runtime/conditions.ts";
-import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
+import {
+  generationOrRequestChanged,
+  requestedAtAnnotation,
+  type Request,
+  type Result,
+} from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { addFinalizer, ReconcileError, removeFinalizer, withStatus } from "../runtime/reconcile.ts";
 import {
@@ -191,7 +196,13 @@ export class AppDeploymentReconciler {
     const applications = new Map<string, Application>();
     for (const a of pkg.spec.applications) {
       const app = appCache.get(`${ns}/${a.name}-${a.version}`);
-      if (app) applications.set(a.name, app);
+      if (!app) {
+        throw new ReconcileError(
+          "ApplicationNotFound",
+          `Application ${a.name} ${a.version} of package ${ref.name} ${ref.version} does not exist in namespace ${ns}`,
+        );
+      }
+      applications.set(a.name, app);
     }
     const registries = new Map(
       this.cache<Registry>(RegistryResource)
@@ -258,7 +269,7 @@ export class AppDeploymentReconciler {
     const hash = revisionHash(dep.spec);
     const owned = this.cache<GitRepo>(GitRepoResource)
       .byLabels({ [deploymentLabel]: name })
-      .filter((r) => r.metadata.namespace === ns);
+      .filter((r) => r.metadata.namespace === ns && ownedBy(r, dep));
 
     // Approval and suspend: nothing new is delivered; what runs keeps running, paused.
     const approved =
@@ -356,16 +367,19 @@ export class AppDeploymentReconciler {
     }
 
     // Secret parameters: a Secret per bundle next to its GitRepo (Fleet copies it).
-    const secretCache = await client.list<SecretObject>(SecretResource, {
-      namespace: ns,
-      labelSelector: `${deploymentLabel}=${name}`,
-    });
+    // Only Secrets this deployment owns: Fleet's own Secrets carry the bundle labels too.
+    const ownSecrets = (
+      await client.list<SecretObject>(SecretResource, {
+        namespace: ns,
+        labelSelector: `${deploymentLabel}=${name},app.kubernetes.io/managed-by=outpost`,
+      })
+    ).items.filter((o) => ownedBy(o, dep));
     const wanted = new Set<string>();
     for (const b of bundles) {
       if (!b.secret) continue;
       wanted.add(b.secret.name);
       const data = { "values.yaml": Buffer.from(b.secret.valuesYaml).toString("base64") };
-      const have = secretCache.items.find((s) => s.metadata.name === b.secret?.name);
+      const have = ownSecrets.find((s) => s.metadata.name === b.secret?.name);
       if (have && isDeepStrictEqual(have.data, data)) continue;
       await client.apply(
         SecretResource,
@@ -386,7 +400,7 @@ export class AppDeploymentReconciler {
         { fieldManager },
       );
     }
-    for (const s of secretCache.items) {
+    for (const s of ownSecrets) {
       if (!wanted.has(s.metadata.name ?? "")) await client.delete(SecretResource, s.metadata.name ?? "", ns);
     }
 
@@ -546,20 +560,22 @@ export class AppDeploymentReconciler {
     if (!dep.metadata.finalizers?.includes(deployFinalizer)) return undefined;
     return withStatus(client, AppDeploymentResource, dep, fieldManager, async (status: Status) => {
       status.phase = "Terminating";
-      const repos = await client.list<GitRepo>(GitRepoResource, {
-        namespace: ns,
-        labelSelector: `${deploymentLabel}=${name}`,
-      });
-      for (const r of repos.items) {
+      const repos = (
+        await client.list<GitRepo>(GitRepoResource, {
+          namespace: ns,
+          labelSelector: `${deploymentLabel}=${name}`,
+        })
+      ).items.filter((r) => ownedBy(r, dep));
+      for (const r of repos) {
         if (!r.metadata.deletionTimestamp) await client.delete(GitRepoResource, r.metadata.name ?? "", ns);
       }
-      if (repos.items.length > 0) {
+      if (repos.length > 0) {
         Object.assign(
           status,
           summarize(status, dep.metadata.generation, {
             kind: "progressing",
             reason: "Terminating",
-            message: `waiting for ${repos.items.length} Fleet GitRepo(s) to be removed`,
+            message: `waiting for ${repos.length} Fleet GitRepo(s) to be removed`,
           }),
         );
         return { requeueAfterMs: 1_000 };
@@ -599,6 +615,13 @@ export class AppDeploymentReconciler {
   }
 }
 
+/** Whether `dep` is the controller owner of `obj` (what the operator may change or delete). */
+function ownedBy(obj: KubeObject, dep: AppDeployment): boolean {
+  return (obj.metadata.ownerReferences ?? []).some(
+    (o) => o.controller === true && o.kind === "AppDeployment" && o.uid === dep.metadata.uid,
+  );
+}
+
 /** A failure only a change of the spec (or of what it names) can fix. */
 class StalledError extends ReconcileError {}
 
@@ -632,6 +655,25 @@ export function registerAppDeployments(manager: Manager, options: DeployOptions 
     .controller("appdeployment", { workers: 4, maxDelayMs: 30_000 })
     .for(AppDeploymentResource)
     .owns(GitRepoResource)
+    // Catalog objects a deployment renders from (also starts their informers).
+    .watches(
+      ApplicationResource,
+      (o) => {
+        const a = o as Application;
+        const ns = a.metadata.namespace ?? "";
+        const pkgs = manager.informer<DeploymentPackage>(DeploymentPackageResource).cache.byNamespace(ns);
+        return deploymentsIn(ns, (d) =>
+          pkgs.some(
+            (p) =>
+              p.spec.name === d.spec.packageRef.name &&
+              p.spec.version === d.spec.packageRef.version &&
+              p.spec.applications.some((x) => x.name === a.spec.name && x.version === a.spec.version),
+          ),
+        );
+      },
+      generationOrRequestChanged,
+    )
+    .watches(RegistryResource, (o) => deploymentsIn(o.metadata.namespace ?? ""), generationOrRequestChanged)
     .watches(ApprovalResource, (o) => {
       const a = o as Approval;
       return [`${a.metadata.namespace ?? ""}/${a.spec.deploymentRef.name}`];

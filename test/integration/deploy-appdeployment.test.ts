@@ -1,0 +1,499 @@
+// AppDeployment end to end against a real API server, a real Git server and OCI registry,
+// the catalog operator, and the Fleet test driver playing Fleet: delivery to Git and
+// GitRepos, status from BundleDeployments, clusters joining and leaving, offline and
+// failing clusters, upgrade, suspend, approval, rollback, restarts without duplicate
+// commits, a Git outage, and deletion.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
+import {
+  AppDeploymentResource,
+  ApplicationResource,
+  ApprovalResource,
+  DeploymentPackageResource,
+  RegistryResource,
+} from "../../operators/api/resources.generated.ts";
+import { registerCatalog } from "../../operators/catalog/index.ts";
+import { approve, deploymentStatus, diff, formatStatus, history, rollback } from "../../cli/deploy.ts";
+import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
+import {
+  ControllerRevisionResource,
+  GitRepoResource,
+  SecretResource,
+  type GitRepo,
+} from "../../operators/deploy/fleet.ts";
+import { registerDeploy } from "../../operators/deploy/index.ts";
+import { revisionHash } from "../../operators/deploy/lifecycle.ts";
+import type { ControllerRevision } from "../../operators/deploy/revisions.ts";
+import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
+import { namespacesResource } from "../../operators/tenancy/project.ts";
+import { getCondition } from "../../operators/runtime/conditions.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
+import { kubeConfigFromFile } from "../controlplane/index.ts";
+import { FleetDriver } from "../drivers/fleet.ts";
+import { installFleetCRDs } from "../drivers/fleet-crds.ts";
+import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { startGitServer, type GitServer } from "../support/git-server.ts";
+import { installOutpost } from "../support/install.ts";
+import { startOperator } from "../support/operator.ts";
+import { makeChart, pushChart, startOciRegistry, type OciRegistry } from "../support/services.ts";
+
+const controlPlane = useControlPlane();
+const ns = "retail";
+let client: KubeClient;
+let catalog: Manager;
+let deploy: Manager;
+let fleet: FleetDriver;
+let git: GitServer;
+let oci: OciRegistry;
+
+async function startDeploy(): Promise<Manager> {
+  const kubeConfig = kubeConfigFromFile(controlPlane().management.kubeconfig);
+  return startOperator("outpost-deploy", kubeConfig, (m) => {
+    registerDeploy(m, { offlineAfterMs: 4_000, dropHoldMs: 3_000 });
+  });
+}
+
+const get = (name: string): Promise<AppDeployment | undefined> =>
+  client.get<AppDeployment>(AppDeploymentResource, name, ns);
+
+/** Waits until the deployment's status satisfies `test` for its current generation. */
+function waitFor(
+  name: string,
+  what: string,
+  test: (d: AppDeployment) => boolean,
+  timeoutMs = 30_000,
+): Promise<AppDeployment> {
+  return eventually(
+    `${name}: ${what}`,
+    async () => {
+      const d = await get(name);
+      if (d && d.status?.observedGeneration === d.metadata.generation && test(d)) return d;
+      // Becomes the timeout's message: what the status said last.
+      throw new Error(`status: ${JSON.stringify(d?.status ?? null)}`);
+    },
+    timeoutMs,
+  );
+}
+
+const gitRepos = async (name: string): Promise<GitRepo[]> =>
+  (
+    await client.list<GitRepo>(GitRepoResource, {
+      namespace: ns,
+      labelSelector: `outpost.dev/deployment=${name}`,
+    })
+  ).items;
+
+const deployment = (name: string, spec: Partial<AppDeployment["spec"]> = {}): AppDeployment => ({
+  metadata: { name, namespace: ns },
+  spec: {
+    packageRef: { name: "shop", version: "1.0.0" },
+    targets: { clusterSelector: { matchLabels: { tier: "store" } } },
+    parameters: [
+      { application: "db", name: "auth.password", secretKeyRef: { name: "db-password", key: "password" } },
+    ],
+    ...spec,
+  },
+});
+
+const app = (name: string, parameters: object[] = []): KubeObject =>
+  ({
+    metadata: { name: `${name}-1.0.0`, namespace: ns },
+    spec: {
+      name,
+      version: "1.0.0",
+      chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
+      defaultProfile: "standard",
+      profiles: [{ name: "standard", values: { replicaCount: 1 }, parameters }],
+    },
+  }) as KubeObject;
+
+describe("AppDeployment", () => {
+  before(async () => {
+    const cp = controlPlane();
+    installOutpost(cp);
+    const crds = await installFleetCRDs(cp.management.kubeconfig);
+    console.log(`# Fleet CRDs: ${crds}`);
+    const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
+    client = new KubeClient(kubeConfig);
+    [git, oci] = await Promise.all([startGitServer(), startOciRegistry()]);
+    git.createRepo("retail");
+    await pushChart(
+      oci.url,
+      "charts",
+      await makeChart({ name: "web", version: "1.0.0", values: { replicaCount: 1 } }),
+    );
+    await pushChart(
+      oci.url,
+      "charts",
+      await makeChart({ name: "db", version: "1.0.0", values: { auth: { password: "" } } }),
+    );
+
+    await client.create(namespacesResource, { metadata: { name: ns } });
+    await client.create(SecretResource, {
+      metadata: { name: gitSecretName, namespace: ns },
+      type: "Opaque",
+      stringData: { url: `${git.url}/retail.git`, branch: "main" },
+    } as KubeObject);
+    await client.create(SecretResource, {
+      metadata: { name: "db-password", namespace: ns },
+      stringData: { password: "s3cret-value" },
+    } as KubeObject);
+    await client.create(RegistryResource, {
+      metadata: { name: "charts", namespace: ns },
+      spec: { type: "oci", url: `${oci.url}/charts` },
+    } as KubeObject);
+    await client.create(
+      ApplicationResource,
+      app("web", [{ name: "replicaCount", type: "number", default: "2" }]),
+    );
+    await client.create(
+      ApplicationResource,
+      app("db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }]),
+    );
+    await client.create(DeploymentPackageResource, {
+      metadata: { name: "shop-1.0.0", namespace: ns },
+      spec: {
+        name: "shop",
+        version: "1.0.0",
+        applications: [
+          { name: "web", version: "1.0.0" },
+          { name: "db", version: "1.0.0" },
+        ],
+        dependencies: [{ application: "web", requires: "db" }],
+      },
+    } as KubeObject);
+
+    fleet = new FleetDriver(client, { namespace: ns });
+    await fleet.registerCluster("store-1", { tier: "store" });
+    await fleet.registerCluster("store-2", { tier: "store" });
+    await fleet.registerCluster("central", { tier: "central" });
+    fleet.start(150);
+    catalog = await startOperator("outpost-catalog", kubeConfig, (m) => {
+      registerCatalog(m, { scanMode: "off" });
+    });
+    deploy = await startDeploy();
+    await eventually("package ready", async () => {
+      const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
+        DeploymentPackageResource,
+        "shop-1.0.0",
+        ns,
+      );
+      return p?.status?.contentDigest;
+    });
+  });
+  after(async () => {
+    await fleet.stop();
+    await deploy.stop();
+    await catalog.stop();
+    await client.close();
+    await Promise.all([git.stop(), oci.stop()]);
+  });
+
+  it("delivers one commit and one GitRepo per application, and reports Running from Fleet", async () => {
+    await client.create(AppDeploymentResource, deployment("storefront"));
+    const d = await waitFor("storefront", "Running", (x) => x.status?.phase === "Running");
+    assert.deepEqual(d.status?.summary, { targets: 2, ready: 2, notReady: 0, offline: 0, pending: 0 });
+    assert.equal(d.status.revision, 1);
+    assert.equal(d.status.revisionHash, revisionHash(d.spec));
+    assert.equal(getCondition(d.status.conditions, "Ready")?.status, "True");
+    assert.deepEqual(
+      d.status.applications?.map((a) => [a.name, a.targets, a.ready]),
+      [
+        ["web", 2, 2],
+        ["db", 2, 2],
+      ],
+    );
+
+    assert.deepEqual(git.log("retail"), [d.status.commit], "exactly one commit");
+    assert.deepEqual(git.files("retail").sort(), [
+      "storefront/db/fleet.yaml",
+      "storefront/db/values.yaml",
+      "storefront/web/fleet.yaml",
+      "storefront/web/values.yaml",
+    ]);
+    assert.ok(
+      !JSON.stringify(git.files("retail").map((f) => git.show("retail", f))).includes("s3cret-value"),
+    );
+    const secret = await client.get<KubeObject & { data?: Record<string, string> }>(
+      SecretResource,
+      "storefront-db-secret-values",
+      ns,
+    );
+    assert.match(Buffer.from(secret?.data?.["values.yaml"] ?? "", "base64").toString(), /s3cret-value/);
+
+    const repos = await gitRepos("storefront");
+    assert.deepEqual(repos.map((r) => r.metadata.name).sort(), ["storefront-db", "storefront-web"]);
+    for (const r of repos) {
+      assert.equal(r.spec.branch, "main");
+      assert.equal(r.spec.paused, false);
+      assert.deepEqual(r.spec.targets, [
+        { name: "selected", clusterSelector: { matchLabels: { tier: "store" } } },
+      ]);
+      assert.equal(r.metadata.ownerReferences?.[0]?.uid, d.metadata.uid);
+    }
+    const revisions = await client.list<ControllerRevision>(ControllerRevisionResource, {
+      namespace: ns,
+      labelSelector: "outpost.dev/deployment=storefront",
+    });
+    assert.deepEqual(
+      revisions.items.map((r) => r.revision),
+      [1],
+    );
+  });
+
+  it("follows clusters that join, and counts offline and failing clusters apart", async () => {
+    await fleet.setLabels("central", { tier: "store" });
+    await waitFor("storefront", "3 ready", (x) => x.status?.summary?.ready === 3);
+
+    fleet.setOnline("central", false);
+    let d = await waitFor("storefront", "central offline", (x) => x.status?.summary?.offline === 1);
+    assert.equal(d.status?.phase, "Running", "offline is not a failure");
+    assert.deepEqual(
+      d.status.clusters?.map((c) => [c.name, c.state]),
+      [["central", "Offline"]],
+    );
+    fleet.setOnline("central", true);
+    await waitFor("storefront", "central back", (x) => x.status?.summary?.ready === 3);
+
+    fleet.failCluster("store-2", "ImagePullBackOff: web");
+    d = await waitFor("storefront", "Degraded", (x) => x.status?.phase === "Degraded");
+    assert.equal(d.status?.summary?.notReady, 1);
+    assert.match(getCondition(d.status.conditions, "Ready")?.message ?? "", /store-2.*ImagePullBackOff/);
+    fleet.healCluster("store-2");
+    await waitFor("storefront", "Running again", (x) => x.status?.phase === "Running");
+
+    await fleet.setLabels("central", { tier: "central" });
+    await waitFor("storefront", "2 targets", (x) => x.status?.summary?.targets === 2);
+  });
+
+  it("upgrades with exactly one new commit and revision, and a restart adds none", async () => {
+    const before = git.log("retail").length;
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, {
+      spec: {
+        parameters: [
+          ...(deployment("x").spec.parameters ?? []),
+          { application: "web", name: "replicaCount", value: "5" },
+        ],
+      },
+    });
+    const d = await waitFor(
+      "storefront",
+      "revision 2 running",
+      (x) => x.status?.revision === 2 && x.status.phase === "Running",
+    );
+    assert.equal(git.log("retail").length, before + 1);
+    assert.match(git.show("retail", "storefront/web/values.yaml") ?? "", /replicaCount: 5/);
+
+    await deploy.stop();
+    deploy = await startDeploy();
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, {
+      metadata: { annotations: { "outpost.dev/requestedAt": "restart-1" } },
+    });
+    await waitFor(
+      "storefront",
+      "handled after restart",
+      (x) => x.status?.lastHandledReconcileAt === "restart-1",
+    );
+    assert.equal(git.log("retail").length, before + 1, "no second commit for the same tree");
+    assert.equal((await get("storefront"))?.status?.commit, d.status?.commit);
+  });
+
+  it("suspends and resumes delivery by pausing the GitRepos", async () => {
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, { spec: { suspend: true } });
+    await waitFor("storefront", "Suspended", (x) => x.status?.phase === "Suspended");
+    assert.ok((await gitRepos("storefront")).every((r) => r.spec.paused));
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, { spec: { suspend: false } });
+    await waitFor("storefront", "Running", (x) => x.status?.phase === "Running");
+    assert.ok((await gitRepos("storefront")).every((r) => !r.spec.paused));
+  });
+
+  it("delivers nothing new until an Approval names the spec's hash", async () => {
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, {
+      spec: { approval: { required: true } },
+    });
+    // Turning approval on is itself a spec change that needs approving.
+    let d = await waitFor("storefront", "AwaitingApproval", (x) => x.status?.phase === "AwaitingApproval");
+    const commits = git.log("retail").length;
+    assert.ok((await gitRepos("storefront")).every((r) => r.spec.paused));
+    assert.match(
+      getCondition(d.status?.conditions, "Ready")?.message ?? "",
+      /kubectl outpost approve storefront/,
+    );
+
+    await client.create(ApprovalResource, {
+      metadata: { name: "storefront-stale", namespace: ns },
+      spec: { deploymentRef: { name: "storefront" }, revisionHash: "0000000000000000" },
+    } as KubeObject);
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(
+      (await get("storefront"))?.status?.phase,
+      "AwaitingApproval",
+      "an Approval of another hash does not count",
+    );
+
+    await client.create(ApprovalResource, {
+      metadata: { name: "storefront-ok", namespace: ns },
+      spec: { deploymentRef: { name: "storefront" }, revisionHash: revisionHash(d.spec) },
+    } as KubeObject);
+    d = await waitFor("storefront", "Running after approval", (x) => x.status?.phase === "Running");
+    assert.equal(d.status?.revision, 3);
+    assert.equal(git.log("retail").length, commits, "approval alone changes no bundle content");
+    assert.ok((await gitRepos("storefront")).every((r) => !r.spec.paused));
+  });
+
+  it("rolls back by restoring a revision's spec, renumbering that revision", async () => {
+    const revisions = await client.list<ControllerRevision>(ControllerRevisionResource, {
+      namespace: ns,
+      labelSelector: "outpost.dev/deployment=storefront",
+    });
+    const first = revisions.items.find((r) => r.revision === 1);
+    assert.ok(first);
+    // kubectl outpost rollback --to-revision 1 (revision 1 needed no approval).
+    assert.deepEqual(await rollback(client, ns, "storefront", 1), {
+      revision: 1,
+      hash: revisionHash(first.data.spec),
+    });
+    const d = await waitFor(
+      "storefront",
+      "rolled back",
+      (x) => x.status?.phase === "Running" && x.status.revisionHash === revisionHash(first.data.spec),
+    );
+    assert.doesNotMatch(git.show("retail", "storefront/web/values.yaml") ?? "", /replicaCount: 5/);
+    assert.equal(d.status?.revision, 4);
+    const after = await client.list<ControllerRevision>(ControllerRevisionResource, {
+      namespace: ns,
+      labelSelector: "outpost.dev/deployment=storefront",
+    });
+    assert.deepEqual(after.items.map((r) => r.revision).sort(), [2, 3, 4], "revision 1 became revision 4");
+  });
+
+  it("answers kubectl outpost status, history, diff, approve and rollback", async () => {
+    const status = await deploymentStatus(client, ns, "storefront", { clusters: true });
+    assert.deepEqual(
+      status.clusters?.map((r) => `${r.cluster}/${r.application}=${r.state}`),
+      ["store-1/db=Ready", "store-1/web=Ready", "store-2/db=Ready", "store-2/web=Ready"],
+    );
+    assert.match(formatStatus(status), /Phase:\s+Running/);
+
+    const rows = await history(client, ns, "storefront");
+    assert.deepEqual(
+      rows.map((r) => [r.revision, r.current]),
+      [
+        [2, false],
+        [3, false],
+        [4, true],
+      ],
+    );
+    assert.equal((await diff(client, ns, "storefront")).changed, false);
+
+    // An edit that needs approval: diff shows it, nothing is delivered until approved.
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, {
+      spec: {
+        approval: { required: true },
+        targets: {
+          clusterSelector: {
+            matchLabels: null,
+            matchExpressions: [{ key: "tier", operator: "In", values: ["store", "central"] }],
+          },
+        },
+        applications: [{ name: "web", values: { banner: "winter sale" } }],
+      },
+    });
+    await waitFor("storefront", "AwaitingApproval", (x) => x.status?.phase === "AwaitingApproval");
+    const d = await diff(client, ns, "storefront");
+    assert.ok(d.changed);
+    assert.deepEqual(d.targets, [
+      { application: "db", added: ["central"], removed: [] },
+      { application: "web", added: ["central"], removed: [] },
+    ]);
+    const webValues = d.files.find(
+      (f) => f.application === "web" && f.patch.includes("+++ b/storefront/web/values.yaml"),
+    );
+    assert.match(webValues?.patch ?? "", /\+banner: winter sale/);
+    assert.ok(!JSON.stringify(d).includes("s3cret-value"), "secrets are redacted");
+
+    const approved = await approve(client, ns, "storefront", "winter campaign");
+    assert.equal(approved.created, true);
+    assert.equal((await approve(client, ns, "storefront")).created, false, "approving twice is a no-op");
+    let after = await waitFor(
+      "storefront",
+      "Running on 3 clusters",
+      (x) => x.status?.phase === "Running" && x.status.summary?.targets === 3,
+    );
+    assert.equal(after.status?.revision, 5);
+
+    const back = await rollback(client, ns, "storefront");
+    assert.equal(back.revision, 4);
+    after = await waitFor(
+      "storefront",
+      "rolled back to 2 clusters",
+      (x) => x.status?.phase === "Running" && x.status.summary?.targets === 2,
+    );
+    assert.equal(after.status?.revision, 6);
+    assert.equal(after.spec.approval, undefined);
+    await assert.rejects(rollback(client, ns, "storefront", 1), /has no revision 1 \(it has 2, 3, 5, 6\)/);
+  });
+
+  it("reports a missing package, no matching cluster and Git outages with what to do", async () => {
+    await client.create(
+      AppDeploymentResource,
+      deployment("missing", { packageRef: { name: "shop", version: "9.9.9" } }),
+    );
+    let d = await waitFor(
+      "missing",
+      "PackageNotFound",
+      (x) => getCondition(x.status?.conditions, "Ready")?.reason === "PackageNotFound",
+    );
+    assert.match(
+      getCondition(d.status?.conditions, "Ready")?.message ?? "",
+      /shop version 9.9.9 does not exist in namespace retail/,
+    );
+
+    await client.create(
+      AppDeploymentResource,
+      deployment("nowhere", { targets: { clusterSelector: { matchLabels: { tier: "moon" } } } }),
+    );
+    d = await waitFor("nowhere", "NoTargetClusters", (x) => x.status?.phase === "NoTargetClusters");
+    assert.match(
+      getCondition(d.status?.conditions, "Ready")?.message ?? "",
+      /no Fleet cluster in namespace retail matches/,
+    );
+
+    git.down();
+    await client.mergePatch(AppDeploymentResource, "nowhere", ns, {
+      spec: { applications: [{ name: "web", values: { banner: "sale" } }] },
+    });
+    d = await waitFor(
+      "nowhere",
+      "Git unreachable",
+      (x) => getCondition(x.status?.conditions, "Delivered")?.status === "False",
+    );
+    assert.match(getCondition(d.status?.conditions, "Delivered")?.reason ?? "", /^Git/);
+    git.up();
+    await waitFor(
+      "nowhere",
+      "delivered again",
+      (x) => getCondition(x.status?.conditions, "Delivered")?.status === "True",
+      45_000,
+    );
+  });
+
+  it("deletes GitRepos and the folder in Git (one commit), then goes away", async () => {
+    const commits = git.log("retail").length;
+    git.down();
+    await client.delete(AppDeploymentResource, "storefront", ns);
+    await eventually("GitRepos removed", async () =>
+      (await gitRepos("storefront")).length === 0 ? true : undefined,
+    );
+    assert.ok(await get("storefront"), "held while Git is down");
+    git.up();
+    await eventually("deployment gone", async () => ((await get("storefront")) ? undefined : true), 45_000);
+    assert.equal(git.log("retail").length, commits + 1);
+    assert.ok(!git.files("retail").some((f) => f.startsWith("storefront/")));
+    assert.ok(
+      git.files("retail").some((f) => f.startsWith("nowhere/")),
+      "other deployments stay",
+    );
+  });
+});
