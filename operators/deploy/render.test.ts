@@ -209,7 +209,10 @@ describe("render", () => {
     ]);
     assert.deepEqual(fw.rolloutStrategy, {
       maxUnavailable: "25%",
-      partitions: [{ name: "pilot", clusterSelector: { matchLabels: { ring: "0" } } }],
+      partitions: [
+        { name: "pilot", clusterSelector: { matchLabels: { ring: "0" } } },
+        { name: "remaining", clusterSelector: {} },
+      ],
     });
   });
 

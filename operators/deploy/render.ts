@@ -252,10 +252,13 @@ export function render(input: RenderInput): RenderedBundle[] {
               ...(rollout.maxUnavailable !== undefined ? { maxUnavailable: rollout.maxUnavailable } : {}),
               ...(rollout.waves?.length
                 ? {
-                    partitions: rollout.waves.map((w) => ({
-                      name: w.name,
-                      clusterSelector: w.clusterSelector,
-                    })),
+                    // Fleet deploys only to clusters some partition selects: a last
+                    // partition selecting every cluster takes those in no wave, after
+                    // the waves (Fleet: internal/cmd/controller/target/rollout.go).
+                    partitions: [
+                      ...rollout.waves.map((w) => ({ name: w.name, clusterSelector: w.clusterSelector })),
+                      { name: "remaining", clusterSelector: {} },
+                    ],
                   }
                 : {}),
             },

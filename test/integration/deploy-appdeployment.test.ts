@@ -479,6 +479,29 @@ describe("AppDeployment", () => {
     );
   });
 
+  it("rolls out in waves, and clusters in no wave still get the deployment", async () => {
+    await fleet.setLabels("central", { tier: "store", ring: "late" });
+    await fleet.setLabels("store-1", { tier: "store", ring: "pilot" });
+    await client.create(
+      AppDeploymentResource,
+      deployment("waves", {
+        rollout: {
+          maxUnavailable: 1,
+          waves: [{ name: "pilot", clusterSelector: { matchLabels: { ring: "pilot" } } }],
+        },
+      }),
+    );
+    const d = await waitFor("waves", "Running on 3 clusters", (x) => x.status?.phase === "Running");
+    assert.equal(d.status?.summary?.ready, 3);
+    const bundle = (await fleet.bundles()).find((b) => b.metadata.name === "waves-web");
+    assert.deepEqual(
+      bundle?.spec.rolloutStrategy?.partitions?.map((p) => p.name),
+      ["pilot", "remaining"],
+    );
+    await fleet.setLabels("central", { tier: "central" });
+    await fleet.setLabels("store-1", { tier: "store" });
+  });
+
   it("deletes GitRepos and the folder in Git (one commit), then goes away", async () => {
     const commits = git.log("retail").length;
     git.down();
