@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
-import { KubeClient, type KubeObject, type ResourceType } from "./client.ts";
+import { ApiError, KubeClient, type KubeObject, type ResourceType } from "./client.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, type InformerOptions } from "./informer.ts";
@@ -84,7 +84,15 @@ export class Manager {
         namespace: r.namespaced ? this.options.namespace : undefined,
         onRestart: (reason, err) => {
           this.metrics.watchRestarts.inc({ resource: r.plural, reason });
-          this.logger.debug({ resource: r.plural, reason, err }, "watch restarted");
+          if (ApiError.isNotFound(err)) {
+            // Not served at all: a CRD this operator needs is not installed (Fleet, Skupper…).
+            this.logger.warn(
+              { resource: `${r.plural}.${r.group}`, version: r.version },
+              `the API server does not serve ${r.plural}.${r.group}/${r.version}; install its CRDs — the operator is not ready until it can watch them`,
+            );
+          } else {
+            this.logger.debug({ resource: r.plural, reason, err }, "watch restarted");
+          }
         },
       });
       this.informers.set(id, informer);

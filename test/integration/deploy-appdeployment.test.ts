@@ -6,16 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
-import {
-  AppDeploymentResource,
-  ApplicationResource,
-  ApprovalResource,
-  DeploymentPackageResource,
-  RegistryResource,
-} from "../../operators/api/resources.generated.ts";
-import { registerCatalog } from "../../operators/catalog/index.ts";
 import { approve, deploymentStatus, diff, formatStatus, history, rollback } from "../../cli/deploy.ts";
-import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
+import { AppDeploymentResource, ApprovalResource } from "../../operators/api/resources.generated.ts";
 import {
   ControllerRevisionResource,
   GitRepoResource,
@@ -25,27 +17,28 @@ import {
 import { registerDeploy } from "../../operators/deploy/index.ts";
 import { revisionHash } from "../../operators/deploy/lifecycle.ts";
 import type { ControllerRevision } from "../../operators/deploy/revisions.ts";
-import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
-import { namespacesResource } from "../../operators/tenancy/project.ts";
+import type { KubeClient, KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
-import { FleetDriver } from "../drivers/fleet.ts";
-import { installFleetCRDs } from "../drivers/fleet-crds.ts";
+import type { FleetDriver } from "../drivers/fleet.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
-import { startGitServer, type GitServer } from "../support/git-server.ts";
-import { installOutpost } from "../support/install.ts";
+import {
+  shopDeployment,
+  startDeployFixture,
+  waitForDeployment,
+  type DeployFixture,
+} from "../support/deploy.ts";
+import type { GitServer } from "../support/git-server.ts";
 import { startOperator } from "../support/operator.ts";
-import { makeChart, pushChart, startOciRegistry, type OciRegistry } from "../support/services.ts";
 
 const controlPlane = useControlPlane();
 const ns = "retail";
+let fx: DeployFixture;
 let client: KubeClient;
-let catalog: Manager;
 let deploy: Manager;
 let fleet: FleetDriver;
 let git: GitServer;
-let oci: OciRegistry;
 
 async function startDeploy(): Promise<Manager> {
   const kubeConfig = kubeConfigFromFile(controlPlane().management.kubeconfig);
@@ -57,24 +50,8 @@ async function startDeploy(): Promise<Manager> {
 const get = (name: string): Promise<AppDeployment | undefined> =>
   client.get<AppDeployment>(AppDeploymentResource, name, ns);
 
-/** Waits until the deployment's status satisfies `test` for its current generation. */
-function waitFor(
-  name: string,
-  what: string,
-  test: (d: AppDeployment) => boolean,
-  timeoutMs = 30_000,
-): Promise<AppDeployment> {
-  return eventually(
-    `${name}: ${what}`,
-    async () => {
-      const d = await get(name);
-      if (d && d.status?.observedGeneration === d.metadata.generation && test(d)) return d;
-      // Becomes the timeout's message: what the status said last.
-      throw new Error(`status: ${JSON.stringify(d?.status ?? null)}`);
-    },
-    timeoutMs,
-  );
-}
+const waitFor = (name: string, what: string, test: (d: AppDeployment) => boolean, timeoutMs?: number) =>
+  waitForDeployment(client, ns, name, what, test, timeoutMs);
 
 const gitRepos = async (name: string): Promise<GitRepo[]> =>
   (
@@ -84,110 +61,19 @@ const gitRepos = async (name: string): Promise<GitRepo[]> =>
     })
   ).items;
 
-const deployment = (name: string, spec: Partial<AppDeployment["spec"]> = {}): AppDeployment => ({
-  metadata: { name, namespace: ns },
-  spec: {
-    packageRef: { name: "shop", version: "1.0.0" },
-    targets: { clusterSelector: { matchLabels: { tier: "store" } } },
-    parameters: [
-      { application: "db", name: "auth.password", secretKeyRef: { name: "db-password", key: "password" } },
-    ],
-    ...spec,
-  },
-});
-
-const app = (name: string, parameters: object[] = []): KubeObject =>
-  ({
-    metadata: { name: `${name}-1.0.0`, namespace: ns },
-    spec: {
-      name,
-      version: "1.0.0",
-      chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
-      defaultProfile: "standard",
-      profiles: [{ name: "standard", values: { replicaCount: 1 }, parameters }],
-    },
-  }) as KubeObject;
+const deployment = (name: string, spec: Partial<AppDeployment["spec"]> = {}): AppDeployment =>
+  shopDeployment(ns, name, spec);
 
 describe("AppDeployment", () => {
   before(async () => {
-    const cp = controlPlane();
-    installOutpost(cp);
-    const crds = await installFleetCRDs(cp.management.kubeconfig);
-    console.log(`# Fleet CRDs: ${crds}`);
-    const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
-    client = new KubeClient(kubeConfig);
-    [git, oci] = await Promise.all([startGitServer(), startOciRegistry()]);
-    git.createRepo("retail");
-    await pushChart(
-      oci.url,
-      "charts",
-      await makeChart({ name: "web", version: "1.0.0", values: { replicaCount: 1 } }),
-    );
-    await pushChart(
-      oci.url,
-      "charts",
-      await makeChart({ name: "db", version: "1.0.0", values: { auth: { password: "" } } }),
-    );
-
-    await client.create(namespacesResource, { metadata: { name: ns } });
-    await client.create(SecretResource, {
-      metadata: { name: gitSecretName, namespace: ns },
-      type: "Opaque",
-      stringData: { url: `${git.url}/retail.git`, branch: "main" },
-    } as KubeObject);
-    await client.create(SecretResource, {
-      metadata: { name: "db-password", namespace: ns },
-      stringData: { password: "s3cret-value" },
-    } as KubeObject);
-    await client.create(RegistryResource, {
-      metadata: { name: "charts", namespace: ns },
-      spec: { type: "oci", url: `${oci.url}/charts` },
-    } as KubeObject);
-    await client.create(
-      ApplicationResource,
-      app("web", [{ name: "replicaCount", type: "number", default: "2" }]),
-    );
-    await client.create(
-      ApplicationResource,
-      app("db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }]),
-    );
-    await client.create(DeploymentPackageResource, {
-      metadata: { name: "shop-1.0.0", namespace: ns },
-      spec: {
-        name: "shop",
-        version: "1.0.0",
-        applications: [
-          { name: "web", version: "1.0.0" },
-          { name: "db", version: "1.0.0" },
-        ],
-        dependencies: [{ application: "web", requires: "db" }],
-      },
-    } as KubeObject);
-
-    fleet = new FleetDriver(client, { namespace: ns });
-    await fleet.registerCluster("store-1", { tier: "store" });
-    await fleet.registerCluster("store-2", { tier: "store" });
-    await fleet.registerCluster("central", { tier: "central" });
-    fleet.start(150);
-    catalog = await startOperator("outpost-catalog", kubeConfig, (m) => {
-      registerCatalog(m, { scanMode: "off" });
-    });
+    fx = await startDeployFixture(controlPlane(), ns);
+    console.log(`# Fleet CRDs: ${fx.fleetCRDs}`);
+    ({ client, git, fleet } = fx);
     deploy = await startDeploy();
-    await eventually("package ready", async () => {
-      const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
-        DeploymentPackageResource,
-        "shop-1.0.0",
-        ns,
-      );
-      return p?.status?.contentDigest;
-    });
   });
   after(async () => {
-    await fleet.stop();
     await deploy.stop();
-    await catalog.stop();
-    await client.close();
-    await Promise.all([git.stop(), oci.stop()]);
+    await fx.stop();
   });
 
   it("delivers one commit and one GitRepo per application, and reports Running from Fleet", async () => {

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { installCRDs } from "../controlplane/index.ts";
 import { freePort } from "../controlplane/ports.ts";
+import { installFleetCRDs } from "../drivers/fleet-crds.ts";
 import { crdFiles } from "../support/crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 
@@ -26,6 +27,8 @@ describe("outpost-operator", () => {
 
   it("serves health and metrics, logs JSON and shuts down gracefully on SIGTERM", async () => {
     await installCRDs(controlPlane().management, crdFiles());
+    // The deploy operator watches Fleet's kinds: it is not ready without them.
+    await installFleetCRDs(controlPlane().management.kubeconfig);
     const port = await freePort();
     const child = spawn(
       process.execPath,

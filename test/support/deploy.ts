@@ -1,0 +1,177 @@
+// A namespace ready for AppDeployments: Outpost installed from config/, Fleet's CRDs, a
+// Git server and repository named by Secret outpost-git, an OCI registry with two
+// charts, a Registry, two Applications (web with a number parameter, db with a secret
+// one) and a package shop 1.0.0 (web requires db), the catalog operator, and the Fleet
+// test driver with clusters store-1, store-2 (tier=store) and central (tier=central).
+import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
+import {
+  AppDeploymentResource,
+  ApplicationResource,
+  DeploymentPackageResource,
+  RegistryResource,
+} from "../../operators/api/resources.generated.ts";
+import { registerCatalog } from "../../operators/catalog/index.ts";
+import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
+import { SecretResource } from "../../operators/deploy/fleet.ts";
+import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
+import { namespacesResource } from "../../operators/tenancy/project.ts";
+import { kubeConfigFromFile, type ControlPlane } from "../controlplane/index.ts";
+import { FleetDriver } from "../drivers/fleet.ts";
+import { installFleetCRDs } from "../drivers/fleet-crds.ts";
+import { eventually } from "./controlplane.ts";
+import { startGitServer, type GitServer } from "./git-server.ts";
+import { installOutpost } from "./install.ts";
+import { startOperator } from "./operator.ts";
+import { makeChart, pushChart, startOciRegistry, type OciRegistry } from "./services.ts";
+
+export interface DeployFixture {
+  ns: string;
+  client: KubeClient;
+  git: GitServer;
+  /** The repository's name on the Git server. */
+  repo: string;
+  oci: OciRegistry;
+  fleet: FleetDriver;
+  catalog: Manager;
+  /** Fleet CRDs installed: the upstream ones or the stand-ins. */
+  fleetCRDs: "upstream" | "stand-in";
+  stop(): Promise<void>;
+}
+
+const app = (ns: string, name: string, parameters: object[]): KubeObject =>
+  ({
+    metadata: { name: `${name}-1.0.0`, namespace: ns },
+    spec: {
+      name,
+      version: "1.0.0",
+      chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
+      defaultProfile: "standard",
+      profiles: [{ name: "standard", values: { replicaCount: 1 }, parameters }],
+    },
+  }) as KubeObject;
+
+/** An AppDeployment of shop 1.0.0 to tier=store, the db password from Secret db-password. */
+export const shopDeployment = (
+  ns: string,
+  name: string,
+  spec: Partial<AppDeployment["spec"]> = {},
+): AppDeployment => ({
+  metadata: { name, namespace: ns },
+  spec: {
+    packageRef: { name: "shop", version: "1.0.0" },
+    targets: { clusterSelector: { matchLabels: { tier: "store" } } },
+    parameters: [
+      { application: "db", name: "auth.password", secretKeyRef: { name: "db-password", key: "password" } },
+    ],
+    ...spec,
+  },
+});
+
+export async function startDeployFixture(cp: ControlPlane, ns = "retail"): Promise<DeployFixture> {
+  installOutpost(cp);
+  const fleetCRDs = await installFleetCRDs(cp.management.kubeconfig);
+  const kubeConfig = kubeConfigFromFile(cp.management.kubeconfig);
+  const client = new KubeClient(kubeConfig);
+  const [git, oci] = await Promise.all([startGitServer(), startOciRegistry()]);
+  const repo = ns;
+  git.createRepo(repo);
+  await pushChart(
+    oci.url,
+    "charts",
+    await makeChart({ name: "web", version: "1.0.0", values: { replicaCount: 1 } }),
+  );
+  await pushChart(
+    oci.url,
+    "charts",
+    await makeChart({ name: "db", version: "1.0.0", values: { auth: { password: "" } } }),
+  );
+  await client.create(namespacesResource, { metadata: { name: ns } });
+  await client.create(SecretResource, {
+    metadata: { name: gitSecretName, namespace: ns },
+    type: "Opaque",
+    stringData: { url: `${git.url}/${repo}.git`, branch: "main" },
+  } as KubeObject);
+  await client.create(SecretResource, {
+    metadata: { name: "db-password", namespace: ns },
+    stringData: { password: "s3cret-value" },
+  } as KubeObject);
+  await client.create(RegistryResource, {
+    metadata: { name: "charts", namespace: ns },
+    spec: { type: "oci", url: `${oci.url}/charts` },
+  } as KubeObject);
+  await client.create(
+    ApplicationResource,
+    app(ns, "web", [{ name: "replicaCount", type: "number", default: "2" }]),
+  );
+  await client.create(
+    ApplicationResource,
+    app(ns, "db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }]),
+  );
+  await client.create(DeploymentPackageResource, {
+    metadata: { name: "shop-1.0.0", namespace: ns },
+    spec: {
+      name: "shop",
+      version: "1.0.0",
+      applications: [
+        { name: "web", version: "1.0.0" },
+        { name: "db", version: "1.0.0" },
+      ],
+      dependencies: [{ application: "web", requires: "db" }],
+    },
+  } as KubeObject);
+
+  const fleet = new FleetDriver(client, { namespace: ns });
+  await fleet.registerCluster("store-1", { tier: "store" });
+  await fleet.registerCluster("store-2", { tier: "store" });
+  await fleet.registerCluster("central", { tier: "central" });
+  fleet.start(150);
+  const catalog = await startOperator("outpost-catalog", kubeConfig, (m) => {
+    registerCatalog(m, { scanMode: "off" });
+  });
+  await eventually("package shop 1.0.0 ready", async () => {
+    const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
+      DeploymentPackageResource,
+      "shop-1.0.0",
+      ns,
+    );
+    return p?.status?.contentDigest;
+  });
+  return {
+    ns,
+    client,
+    git,
+    repo,
+    oci,
+    fleet,
+    catalog,
+    fleetCRDs,
+    async stop() {
+      await fleet.stop();
+      await catalog.stop();
+      await client.close();
+      await Promise.all([git.stop(), oci.stop()]);
+    },
+  };
+}
+
+/** The deployment once its status describes its current generation and satisfies `test`. */
+export function waitForDeployment(
+  client: KubeClient,
+  ns: string,
+  name: string,
+  what: string,
+  test: (d: AppDeployment) => boolean,
+  timeoutMs = 30_000,
+): Promise<AppDeployment> {
+  return eventually(
+    `${name}: ${what}`,
+    async () => {
+      const d = await client.get<AppDeployment>(AppDeploymentResource, name, ns);
+      if (d && d.status?.observedGeneration === d.metadata.generation && test(d)) return d;
+      // Becomes the timeout's message: what the status said last.
+      throw new Error(`status: ${JSON.stringify(d?.status ?? null)}`);
+    },
+    timeoutMs,
+  );
+}
