@@ -52,6 +52,7 @@ import { render, RenderError, treeDigest, treeOf, type GitTarget, type RenderedB
 import {
   aggregate,
   phaseOf,
+  slimBundleDeployment,
   targetedClusters,
   type FleetBundleDeployment,
   type FleetCluster,
@@ -306,8 +307,9 @@ export class AppDeploymentReconciler {
 
     // Safety rail: a failed or empty cluster list, or a sudden large drop, keeps targets.
     const clusters = this.cache<FleetCluster & KubeObject>(FleetClusterResource).byNamespace(ns);
+    const distinctTargets = new Map(bundles.map((b) => [JSON.stringify(b.targets), b.targets]));
     const matched = new Set(
-      bundles.flatMap((b) => targetedClusters(b.targets, clusters).map((c) => c.metadata.name)),
+      [...distinctTargets.values()].flatMap((t) => targetedClusters(t, clusters).map((c) => c.metadata.name)),
     );
     const previous = status.summary?.targets ?? 0;
     const held = getCondition(status.conditions, "TargetsHeld");
@@ -640,6 +642,9 @@ function sameGitRepo(have: GitRepo, want: GitRepo): boolean {
 }
 
 export function registerAppDeployments(manager: Manager, options: DeployOptions = {}): void {
+  manager.informer<FleetBundleDeployment & KubeObject>(BundleDeploymentResource, {
+    transform: slimBundleDeployment,
+  });
   const offlineAfterMs = options.offlineAfterMs ?? 30 * 60_000;
   const deploymentsIn = (ns: string, test: (d: AppDeployment) => boolean = () => true): string[] =>
     manager
@@ -652,7 +657,9 @@ export function registerAppDeployments(manager: Manager, options: DeployOptions 
     return !seen || Date.now() - Date.parse(seen) > offlineAfterMs;
   };
   manager
-    .controller("appdeployment", { workers: 4, maxDelayMs: 30_000 })
+    // Reconciles mostly wait on Git and the API server; many at once also make bigger Git
+    // batches (one fetch and one push for all the changes queued meanwhile).
+    .controller("appdeployment", { workers: 16, maxDelayMs: 30_000 })
     .for(AppDeploymentResource)
     .owns(GitRepoResource)
     // Catalog objects a deployment renders from (also starts their informers).

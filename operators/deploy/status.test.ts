@@ -6,6 +6,7 @@ import { matches } from "./selector.ts";
 import {
   aggregate,
   phaseOf,
+  slimBundleDeployment,
   targetedClusters,
   type FleetBundleDeployment,
   type FleetCluster,
@@ -189,5 +190,33 @@ describe("current content", () => {
     assert.deepEqual(s.summary, { targets: 2, ready: 1, notReady: 0, offline: 0, pending: 1 });
     assert.equal(s.clusters[0]?.name, "store-1");
     assert.equal(s.clusters[0].state, "Pending");
+  });
+});
+
+describe("slim BundleDeployments", () => {
+  it("keep what the status needs and drop the rest", () => {
+    const full = bd("shop-web", "store-1", "applied", "ImagePullBackOff");
+    const fat = {
+      ...full,
+      metadata: { ...full.metadata, name: "shop-web", namespace: "cluster-x", managedFields: [{}] },
+      spec: { ...full.spec, options: { helm: { values: { big: "x".repeat(10_000) } } } },
+      status: {
+        ...full.status,
+        resources: Array.from({ length: 100 }, (_, i) => ({ kind: "Pod", name: `p${i}` })),
+        nonReadyStatus: [{ kind: "Deployment", name: "web", summary: { message: ["waiting"] } }],
+      },
+    };
+    const slim = slimBundleDeployment(fat);
+    assert.ok(JSON.stringify(slim).length < 600, JSON.stringify(slim));
+    const input = (b: typeof full) => ({
+      apps: [
+        { application: "web", bundleName: "shop-web", targets: [{ name: "all", clusterName: "store-1" }] },
+      ],
+      clusters: [cluster("store-1", {})],
+      bundleDeployments: [b],
+      now,
+      offlineAfterMs: 60_000,
+    });
+    assert.deepEqual(aggregate(input(slim)), aggregate(input(fat)));
   });
 });

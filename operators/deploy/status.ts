@@ -14,7 +14,13 @@ export interface FleetCluster {
 
 /** The parts of a Fleet BundleDeployment this needs. */
 export interface FleetBundleDeployment {
-  metadata: { labels?: Record<string, string> };
+  metadata: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+  };
   spec?: { deploymentID?: string };
   status?: {
     ready?: boolean;
@@ -22,6 +28,28 @@ export interface FleetBundleDeployment {
     display?: { state?: string };
     conditions?: { type: string; status: string; message?: string }[];
     nonReadyStatus?: { kind?: string; name?: string; summary?: { message?: string[] } }[];
+  };
+}
+
+/**
+ * What the deployment operator keeps of a BundleDeployment: identity, labels and the
+ * status fields status.ts reads (at 30,000 of them, the rest is hundreds of megabytes).
+ */
+export function slimBundleDeployment(bd: FleetBundleDeployment): FleetBundleDeployment {
+  const { name, namespace, uid, resourceVersion, labels } = bd.metadata;
+  const s = bd.status;
+  const condition = s?.conditions?.find((c) => c.status === "False" && c.message);
+  const resource = s?.nonReadyStatus?.[0];
+  return {
+    metadata: { name, namespace, uid, resourceVersion, labels },
+    spec: { ...(bd.spec?.deploymentID !== undefined ? { deploymentID: bd.spec.deploymentID } : {}) },
+    status: {
+      ...(s?.ready !== undefined ? { ready: s.ready } : {}),
+      ...(s?.appliedDeploymentID !== undefined ? { appliedDeploymentID: s.appliedDeploymentID } : {}),
+      ...(s?.display?.state !== undefined ? { display: { state: s.display.state } } : {}),
+      ...(condition ? { conditions: [condition] } : {}),
+      ...(resource ? { nonReadyStatus: [resource] } : {}),
+    },
   };
 }
 
@@ -96,8 +124,15 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
 
   const perCluster = new Map<string, { state: ClusterState; message: string }>();
   const applications: DeploymentStatusSummary["applications"] = [];
+  // Applications usually share their targets: match each distinct target list once.
+  const matched = new Map<string, FleetCluster[]>();
   for (const app of input.apps) {
-    const targeted = targetedClusters(app.targets, input.clusters);
+    const key = JSON.stringify(app.targets);
+    let targeted = matched.get(key);
+    if (!targeted) {
+      targeted = targetedClusters(app.targets, input.clusters);
+      matched.set(key, targeted);
+    }
     let ready = 0;
     let firstProblem: string | undefined;
     for (const c of targeted) {

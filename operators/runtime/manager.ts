@@ -74,13 +74,20 @@ export class Manager {
     });
   }
 
-  /** The shared informer for `r` (one per kind and process). */
-  informer<T extends KubeObject>(r: ResourceType): Informer<T> {
+  /**
+   * The shared informer for `r` (one per kind and process). `transform` slims objects
+   * before they are cached (fields no reconciler reads); it applies only when this call
+   * creates the informer, so give it before any controller watches the kind.
+   */
+  informer<T extends KubeObject>(r: ResourceType, options: { transform?: (obj: T) => T } = {}): Informer<T> {
     const id = `${r.group}/${r.version}/${r.plural}`;
     let informer = this.informers.get(id);
     if (!informer) {
       informer = new Informer<KubeObject>(this.client, r, {
         ...this.options.informer,
+        ...(options.transform
+          ? { transform: options.transform as unknown as (o: KubeObject) => KubeObject }
+          : {}),
         namespace: r.namespaced ? this.options.namespace : undefined,
         onRestart: (reason, err) => {
           this.metrics.watchRestarts.inc({ resource: r.plural, reason });
