@@ -17,7 +17,7 @@ export PATH := $(PATH):$(TOOLS)/go/bin
 
 SETUP_STAMP := node_modules/.outpost-setup
 
-.PHONY: help setup build typecheck lint format test test-unit test-integration controlplane demo demo-down bench clean
+.PHONY: help setup build typecheck lint format test test-unit test-integration controlplane gitea demo demo-down bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -50,10 +50,14 @@ controlplane: setup ## Build (once, cached) kube-apiserver, kube-controller-mana
 	scripts/ensure-go.sh
 	bash test/controlplane/build.sh
 
+gitea: setup ## Build (once, cached) Gitea, the Git host the integration tests run
+	scripts/ensure-go.sh
+	bash test/gitea/build.sh
+
 test-unit: setup ## Unit tests (no servers)
 	npm run --silent test:unit
 
-test-integration: controlplane ## Integration tests against real API servers
+test-integration: controlplane gitea ## Integration tests against real API servers
 	npm run --silent test:integration
 
 test: lint typecheck test-unit test-integration ## Everything CI runs

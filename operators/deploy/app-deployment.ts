@@ -40,6 +40,7 @@ import {
   type GitRepo,
   type GitTargetRepo,
 } from "./fleet.ts";
+import { ClusterView } from "./clusters.ts";
 import { GitStoreError, HttpGitStore, type GitStore } from "./gitstore.ts";
 import { guardDrop, revisionHash } from "./lifecycle.ts";
 import {
@@ -53,7 +54,6 @@ import {
   aggregate,
   phaseOf,
   slimBundleDeployment,
-  targetedClusters,
   type FleetBundleDeployment,
   type FleetCluster,
 } from "./status.ts";
@@ -98,6 +98,7 @@ export class AppDeploymentReconciler {
   private readonly dropHoldMs: number;
   private readonly now: () => Date;
   private readonly gitStore: (c: GitCredentials) => GitStore;
+  private readonly clusters: ClusterView;
 
   constructor(
     private readonly manager: Manager,
@@ -106,6 +107,16 @@ export class AppDeploymentReconciler {
     this.offlineAfterMs = options.offlineAfterMs ?? 30 * 60_000;
     this.dropHoldMs = options.dropHoldMs ?? 5 * 60_000;
     this.now = options.now ?? (() => new Date());
+    const clusterInformer = manager.informer<FleetCluster & KubeObject>(FleetClusterResource);
+    this.clusters = new ClusterView(
+      (ns) => clusterInformer.cache.byNamespace(ns),
+      this.offlineAfterMs,
+      this.now,
+    );
+    const invalidate = (c: KubeObject): void => {
+      this.clusters.invalidate(c.metadata.namespace ?? "");
+    };
+    clusterInformer.addHandler({ add: invalidate, update: invalidate, delete: invalidate });
     const make = options.gitStore ?? ((c: GitCredentials) => new HttpGitStore(c));
     // One store per set of credentials, so that concurrent changes share fetches and pushes.
     const stores = new Map<string, GitStore>();
@@ -306,10 +317,9 @@ export class AppDeploymentReconciler {
     }
 
     // Safety rail: a failed or empty cluster list, or a sudden large drop, keeps targets.
-    const clusters = this.cache<FleetCluster & KubeObject>(FleetClusterResource).byNamespace(ns);
     const distinctTargets = new Map(bundles.map((b) => [JSON.stringify(b.targets), b.targets]));
     const matched = new Set(
-      [...distinctTargets.values()].flatMap((t) => targetedClusters(t, clusters).map((c) => c.metadata.name)),
+      [...distinctTargets.values()].flatMap((t) => this.clusters.targeted(ns, t).map((c) => c.metadata.name)),
     );
     const previous = status.summary?.targets ?? 0;
     const held = getCondition(status.conditions, "TargetsHeld");
@@ -449,7 +459,18 @@ export class AppDeploymentReconciler {
     status.packageDigest = packageDigest;
 
     const delivered = [...keep].map((n) => existing.get(n)).filter((r): r is GitRepo => r !== undefined);
-    this.report(dep, status, bundles, delivered);
+    // Status counts what is delivered: while a drop is held, the old targets.
+    this.report(
+      dep,
+      status,
+      bundles.map((b) => ({ ...b, targets: targetsOf(b) })),
+      delivered,
+    );
+    if (decision.action === "hold") {
+      // Look again when the hold ends.
+      const left = Date.parse(decision.since) + this.dropHoldMs - this.now().getTime();
+      return { requeueAfterMs: Math.max(100, Math.min(requeue.requeueAfterMs, left + 100)) };
+    }
     return requeue;
   }
 
@@ -463,7 +484,6 @@ export class AppDeploymentReconciler {
   ): void {
     const ns = dep.metadata.namespace ?? "";
     const name = dep.metadata.name ?? "";
-    const clusters = this.cache<FleetCluster & KubeObject>(FleetClusterResource).byNamespace(ns);
     const bds = this.cache<FleetBundleDeployment & KubeObject>(BundleDeploymentResource).byLabels({
       [deploymentLabel]: name,
       "fleet.cattle.io/bundle-namespace": ns,
@@ -476,10 +496,12 @@ export class AppDeploymentReconciler {
         // Not yet delivered (suspended, awaiting approval): what runs is what counts.
         ...(setPhase ? { contentHash: b.contentHash } : {}),
       })),
-      clusters,
+      clusters: this.clusters.clusters(ns),
       bundleDeployments: bds,
       now: this.now(),
       offlineAfterMs: this.offlineAfterMs,
+      offline: this.clusters.offline(ns),
+      targeted: (targets) => this.clusters.targeted(ns, targets),
     });
     // Fleet's own errors (a clone or a fleet.yaml it refused) name the application.
     for (const r of repos) {

@@ -74,6 +74,22 @@ export interface StatusInput {
   offlineAfterMs: number;
   /** At most this many non-ready clusters are listed. */
   maxListed?: number;
+  /** Names of the offline clusters, when the caller keeps them (default: computed here). */
+  offline?: ReadonlySet<string>;
+  /** The clusters a target list selects, when the caller memoizes it (default: computed here). */
+  targeted?: (targets: GitTarget[]) => FleetCluster[];
+}
+
+/** Names of the clusters whose agent has not been seen for `offlineAfterMs`. */
+export function offlineClusters(clusters: FleetCluster[], now: Date, offlineAfterMs: number): Set<string> {
+  return new Set(
+    clusters
+      .filter((c) => {
+        const seen = c.status?.agent?.lastSeen;
+        return !seen || now.getTime() - Date.parse(seen) > offlineAfterMs;
+      })
+      .map((c) => c.metadata.name ?? ""),
+  );
 }
 
 export interface DeploymentStatusSummary {
@@ -105,14 +121,7 @@ function notReadyMessage(bd: FleetBundleDeployment): string {
 }
 
 export function aggregate(input: StatusInput): DeploymentStatusSummary {
-  const offline = new Set(
-    input.clusters
-      .filter((c) => {
-        const seen = c.status?.agent?.lastSeen;
-        return !seen || input.now.getTime() - Date.parse(seen) > input.offlineAfterMs;
-      })
-      .map((c) => c.metadata.name ?? ""),
-  );
+  const offline = input.offline ?? offlineClusters(input.clusters, input.now, input.offlineAfterMs);
   const byBundleCluster = new Map<string, FleetBundleDeployment>();
   for (const bd of input.bundleDeployments) {
     const l = bd.metadata.labels ?? {};
@@ -130,7 +139,7 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
     const key = JSON.stringify(app.targets);
     let targeted = matched.get(key);
     if (!targeted) {
-      targeted = targetedClusters(app.targets, input.clusters);
+      targeted = input.targeted ? input.targeted(app.targets) : targetedClusters(app.targets, input.clusters);
       matched.set(key, targeted);
     }
     let ready = 0;

@@ -388,6 +388,46 @@ describe("AppDeployment", () => {
     await fleet.setLabels("store-1", { tier: "store" });
   });
 
+  it("holds a drop of more than half the targeted clusters until it persists", async () => {
+    await client.create(
+      AppDeploymentResource,
+      deployment("named", { targets: { clusters: ["store-1", "store-2", "central"] } }),
+    );
+    await waitFor(
+      "named",
+      "3 targets",
+      (x) => x.status?.summary?.targets === 3 && x.status.phase === "Running",
+    );
+    const before = Date.now();
+    await client.mergePatch(AppDeploymentResource, "named", ns, {
+      spec: { targets: { clusters: ["store-1"] } },
+    });
+    const held = await waitFor(
+      "named",
+      "TargetsHeld",
+      (x) => getCondition(x.status?.conditions, "TargetsHeld")?.status === "True",
+    );
+    assert.match(
+      getCondition(held.status?.conditions, "TargetsHeld")?.message ?? "",
+      /dropped from 3 to 1; holding the change/,
+    );
+    assert.ok(
+      (await gitRepos("named")).every((r) => r.spec.targets.length === 3),
+      "old targets kept",
+    );
+    // The hold is 3 s here (--drop-hold): then the change goes through.
+    const done = await waitFor(
+      "named",
+      "drop accepted",
+      (x) =>
+        x.status?.summary?.targets === 1 && getCondition(x.status.conditions, "TargetsHeld") === undefined,
+    );
+    // Condition times have whole seconds: the hold starts up to a second early.
+    assert.ok(Date.now() - before >= 2_000, `released after ${Date.now() - before} ms`);
+    assert.equal(done.status?.phase, "Running");
+    assert.ok((await gitRepos("named")).every((r) => r.spec.targets.length === 1));
+  });
+
   it("deletes GitRepos and the folder in Git (one commit), then goes away", async () => {
     const commits = git.log("retail").length;
     git.down();
