@@ -1,15 +1,25 @@
 // Project reconciler: the project's namespace, its members' RoleBindings to the project
 // roles, the operators' per-project RoleBindings, and its ResourceQuota — each step
-// idempotent (server-side apply) and reported as its own condition. Deletion removes the
-// project's AppDeployments first, then the namespace, and never touches a namespace the
-// project did not create.
+// idempotent (server-side apply) and reported as its own condition, and its Git
+// repository (git.ts). Deletion removes the project's AppDeployments first, then the Git
+// repository it created, then the namespace, and never touches a namespace the project
+// did not create.
 import type { Project } from "../api/project.generated.ts";
 import { AppDeploymentResource, ProjectResource } from "../api/resources.generated.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import { setCondition, summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { addFinalizer, removeFinalizer, withStatus } from "../runtime/reconcile.ts";
+import { addFinalizer, ReconcileError, removeFinalizer, withStatus } from "../runtime/reconcile.ts";
+import { gitSecretName } from "../deploy/app-deployment.ts";
+import {
+  deleteProjectRepository,
+  ensureProjectRepository,
+  gitSettingsFrom,
+  GitSettingsError,
+  type GitSettings,
+  type ProjectRepository,
+} from "./git.ts";
 
 export const namespacesResource: ResourceType = {
   group: "",
@@ -34,6 +44,17 @@ export const quotasResource: ResourceType = {
 };
 
 export const projectLabel = "outpost.dev/project";
+/** On a Project: the Git repository (owner/name) it created, deleted with it. */
+export const gitCreatedAnnotation = "tenancy.outpost.dev/git-repository";
+/** The tenancy operator's configuration Secret in its namespace. */
+export const configSecret = "outpost-tenancy";
+export const secretsResource: ResourceType = {
+  group: "",
+  version: "v1",
+  kind: "Secret",
+  plural: "secrets",
+  namespaced: true,
+};
 const finalizer = "tenancy.outpost.dev/cleanup";
 const roles = ["admin", "deployer", "approver", "viewer"] as const;
 /** Operators that work inside project namespaces, bound there to their per-project role. */
@@ -186,6 +207,9 @@ export class ProjectReconciler {
         status.conditions = status.conditions?.filter((c) => c.type !== "QuotaApplied");
       }
 
+      // 4. The Git repository for the project's deployments.
+      await this.provisionGit(current, status, condition);
+
       Object.assign(
         status,
         summarize(status, generation, {
@@ -196,6 +220,87 @@ export class ProjectReconciler {
       );
       return undefined;
     });
+  }
+
+  /** The operator's Git settings (Secret outpost-tenancy), or undefined when Git is off. */
+  private async gitSettings(): Promise<GitSettings | undefined> {
+    const secret = await this.manager.client.get<KubeObject & { data?: Record<string, string> }>(
+      secretsResource,
+      configSecret,
+      this.options.systemNamespace,
+    );
+    return gitSettingsFrom(secret?.data);
+  }
+
+  private async provisionGit(
+    project: Project,
+    status: Status,
+    condition: (type: string, ok: boolean, reason: string, message: string) => void,
+  ): Promise<void> {
+    const { client, fieldManager } = this.manager;
+    const name = project.metadata.name ?? "";
+    if (project.spec.git?.enabled === false) {
+      status.conditions = status.conditions?.filter((c) => c.type !== "GitRepositoryReady");
+      return;
+    }
+    let settings: GitSettings | undefined;
+    try {
+      settings = await this.gitSettings();
+    } catch (err) {
+      if (!(err instanceof GitSettingsError)) throw err;
+      condition("GitRepositoryReady", false, "InvalidConfiguration", err.message);
+      throw new ReconcileError("InvalidConfiguration", err.message);
+    }
+    if (!settings) {
+      condition(
+        "GitRepositoryReady",
+        false,
+        "NotConfigured",
+        `the tenancy operator has no Git configuration (git.provider in Secret ${this.options.systemNamespace}/${configSecret}); deployments here need Secret ${gitSecretName} made by hand`,
+      );
+      return;
+    }
+    let repo: ProjectRepository;
+    try {
+      repo = await ensureProjectRepository(name, settings);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      condition("GitRepositoryReady", false, "GitHostError", message);
+      throw new ReconcileError("GitHostError", message);
+    }
+    if (repo.created && project.metadata.annotations?.[gitCreatedAnnotation] !== repo.created) {
+      // Recorded on the project: only what it created is deleted with it.
+      await client.mergePatch(ProjectResource, name, undefined, {
+        metadata: { annotations: { [gitCreatedAnnotation]: repo.created } },
+      });
+    }
+    const credentials = repo.username !== undefined || repo.password !== undefined;
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    await client.apply(
+      secretsResource,
+      {
+        metadata: {
+          name: gitSecretName,
+          namespace: name,
+          labels: { [projectLabel]: name, "app.kubernetes.io/managed-by": "outpost" },
+        },
+        type: credentials ? "kubernetes.io/basic-auth" : "Opaque",
+        data: {
+          url: b64(repo.url),
+          branch: b64(repo.branch),
+          ...(repo.username !== undefined ? { username: b64(repo.username) } : {}),
+          ...(repo.password !== undefined ? { password: b64(repo.password) } : {}),
+        },
+      } as KubeObject,
+      { fieldManager },
+    );
+    status.gitRepository = repo.url;
+    condition(
+      "GitRepositoryReady",
+      true,
+      "Provisioned",
+      `deployments are committed to ${repo.url} (branch ${repo.branch}); Secret ${gitSecretName} names it`,
+    );
   }
 
   /** AppDeployments first (they clean up what they delivered), then the namespace. */
@@ -217,6 +322,22 @@ export class ProjectReconciler {
           project,
           `waiting for ${deployments.items.length} AppDeployment(s) to be removed`,
         );
+      }
+      const created = project.metadata.annotations?.[gitCreatedAnnotation];
+      if (created) {
+        try {
+          const settings = await this.gitSettings();
+          if (settings) await deleteProjectRepository(created, settings);
+        } catch (err) {
+          return this.deleting(
+            project,
+            `could not delete Git repository ${created} (retrying): ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+        await client.mergePatch(ProjectResource, name, undefined, {
+          metadata: { annotations: { [gitCreatedAnnotation]: null } },
+        });
+        return this.deleting(project, `deleted Git repository ${created}`);
       }
       if (!ns.metadata.deletionTimestamp) await client.delete(namespacesResource, name);
       return this.deleting(project, `waiting for namespace ${name} to be deleted`);
