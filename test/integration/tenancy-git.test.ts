@@ -121,7 +121,7 @@ describe("Project Git repository", () => {
       async () => ((await client.get(ProjectResource, "shop")) ? undefined : true),
       60_000,
     );
-    await assert.rejects(api.repos.get({ owner: "outpost-projects", repo: "shop" }), /Not Found/);
+    await assert.rejects(api.repos.get({ owner: "outpost-projects", repo: "shop" }), /not found/i);
     await eventually(
       "namespace gone",
       async () => ((await client.get(namespacesResource, "shop")) ? undefined : true),
