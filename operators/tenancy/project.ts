@@ -5,7 +5,7 @@
 // repository it created, then the namespace, and never touches a namespace the project
 // did not create.
 import type { Project } from "../api/project.generated.ts";
-import { AppDeploymentResource, ProjectResource } from "../api/resources.generated.ts";
+import { AppDeploymentResource, ProjectResource, RegistryResource } from "../api/resources.generated.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import { setCondition, summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
@@ -20,6 +20,18 @@ import {
   type GitSettings,
   type ProjectRepository,
 } from "./git.ts";
+import { HarborClient, HarborError } from "./harbor.ts";
+import {
+  deleteHarborProject,
+  ensureHarborProject,
+  harborProjectName,
+  harborRegistryName,
+  harborSecretName,
+  harborSettingsFrom,
+  pullSecretData,
+  type HarborProvisioned,
+  type HarborSettings,
+} from "./harbor-project.ts";
 
 export const namespacesResource: ResourceType = {
   group: "",
@@ -46,6 +58,9 @@ export const quotasResource: ResourceType = {
 export const projectLabel = "outpost.dev/project";
 /** On a Project: the Git repository (owner/name) it created, deleted with it. */
 export const gitCreatedAnnotation = "tenancy.outpost.dev/git-repository";
+/** On a Project: the Harbor project, and the robot's id, it created. */
+export const harborProjectAnnotation = "tenancy.outpost.dev/harbor-project";
+export const harborRobotAnnotation = "tenancy.outpost.dev/harbor-robot";
 /** The tenancy operator's configuration Secret in its namespace. */
 export const configSecret = "outpost-tenancy";
 export const secretsResource: ResourceType = {
@@ -116,6 +131,19 @@ export class ProjectReconciler {
           ...g,
         });
       };
+
+      // 0. Bad input is refused before anything is created.
+      if (current.spec.harbor?.enabled !== false) {
+        const hp = harborProjectName(name);
+        if ("problem" in hp && (await this.harborSettings().catch(() => undefined))) {
+          condition("HarborReady", false, "InvalidName", hp.problem);
+          Object.assign(
+            status,
+            summarize(status, generation, { kind: "stalled", reason: "InvalidName", message: hp.problem }),
+          );
+          return undefined;
+        }
+      }
 
       // 1. The namespace, unless one of that name exists that the project did not create.
       const existing = await client.get<KubeObject>(namespacesResource, name);
@@ -210,6 +238,16 @@ export class ProjectReconciler {
       // 4. The Git repository for the project's deployments.
       await this.provisionGit(current, status, condition);
 
+      // 5. Harbor: project, robot account, pull secret and Registry.
+      const problem = await this.provisionHarbor(current, status, condition);
+      if (problem) {
+        Object.assign(
+          status,
+          summarize(status, generation, { kind: "stalled", reason: "InvalidName", message: problem }),
+        );
+        return undefined;
+      }
+
       Object.assign(
         status,
         summarize(status, generation, {
@@ -220,6 +258,123 @@ export class ProjectReconciler {
       );
       return undefined;
     });
+  }
+
+  private async harborSettings(): Promise<HarborSettings | undefined> {
+    const secret = await this.manager.client.get<KubeObject & { data?: Record<string, string> }>(
+      secretsResource,
+      configSecret,
+      this.options.systemNamespace,
+    );
+    return harborSettingsFrom(secret?.data);
+  }
+
+  private harborClient(settings: HarborSettings): HarborClient {
+    return new HarborClient({
+      url: settings.url,
+      username: settings.username,
+      password: settings.password,
+      onRequest: (e) => {
+        this.manager.logger.debug({ harbor: e }, "harbor request");
+      },
+    });
+  }
+
+  /** Returns a problem only the user can fix, if any. */
+  private async provisionHarbor(
+    project: Project,
+    status: Status,
+    condition: (type: string, ok: boolean, reason: string, message: string) => void,
+  ): Promise<string | undefined> {
+    const { client, fieldManager } = this.manager;
+    const name = project.metadata.name ?? "";
+    if (project.spec.harbor?.enabled === false) {
+      status.conditions = status.conditions?.filter((c) => c.type !== "HarborReady");
+      return undefined;
+    }
+    let settings: HarborSettings | undefined;
+    try {
+      settings = await this.harborSettings();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      condition("HarborReady", false, "InvalidConfiguration", message);
+      throw new ReconcileError("InvalidConfiguration", message);
+    }
+    if (!settings) {
+      condition(
+        "HarborReady",
+        false,
+        "NotConfigured",
+        `the tenancy operator has no Harbor configuration (harbor.url in Secret ${this.options.systemNamespace}/${configSecret})`,
+      );
+      return undefined;
+    }
+    const hp = harborProjectName(name);
+    if ("problem" in hp) {
+      condition("HarborReady", false, "InvalidName", hp.problem);
+      return hp.problem;
+    }
+    const existing = await client.get<KubeObject & { data?: Record<string, string> }>(
+      secretsResource,
+      harborSecretName,
+      name,
+    );
+    const harbor = this.harborClient(settings);
+    let result: HarborProvisioned;
+    try {
+      result = await ensureHarborProject(
+        harbor,
+        hp.name,
+        (robot) => Buffer.from(existing?.data?.username ?? "", "base64").toString() === robot,
+      );
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const reason = err instanceof HarborError && err.status === 0 ? "HarborUnreachable" : "HarborError";
+      condition("HarborReady", false, reason, message);
+      throw new ReconcileError(reason, `${message}; retrying`);
+    } finally {
+      await harbor.close();
+    }
+    // Recorded on the project: only what it created is deleted with it.
+    const annotations: Record<string, string> = {};
+    if (result.createdProject) annotations[harborProjectAnnotation] = result.project;
+    if (result.createdRobot) annotations[harborRobotAnnotation] = String(result.robot.id);
+    if (Object.keys(annotations).length > 0) {
+      await client.mergePatch(ProjectResource, name, undefined, { metadata: { annotations } });
+    }
+    const labels = { [projectLabel]: name, "app.kubernetes.io/managed-by": "outpost" };
+    if (result.secret) {
+      await client.apply(
+        secretsResource,
+        {
+          metadata: { name: harborSecretName, namespace: name, labels },
+          type: "kubernetes.io/dockerconfigjson",
+          data: pullSecretData(settings.registry, result.robot.name, result.secret),
+        } as KubeObject,
+        { fieldManager },
+      );
+    }
+    await client.apply(
+      RegistryResource,
+      {
+        metadata: { name: harborRegistryName, namespace: name, labels },
+        spec: {
+          type: "oci",
+          url: `oci://${settings.registry}/${result.project}`,
+          displayName: `Harbor project ${result.project}`,
+          credentialsSecretRef: { name: harborSecretName },
+        },
+      } as KubeObject,
+      { fieldManager },
+    );
+    status.harborProject = result.project;
+    condition(
+      "HarborReady",
+      true,
+      "Provisioned",
+      `Harbor project ${result.project} with robot ${result.robot.name}; Secret ${harborSecretName} and Registry ${harborRegistryName} use it`,
+    );
+    return undefined;
   }
 
   /** The operator's Git settings (Secret outpost-tenancy), or undefined when Git is off. */
@@ -322,6 +477,33 @@ export class ProjectReconciler {
           project,
           `waiting for ${deployments.items.length} AppDeployment(s) to be removed`,
         );
+      }
+      const harborProject = project.metadata.annotations?.[harborProjectAnnotation];
+      const harborRobot = project.metadata.annotations?.[harborRobotAnnotation];
+      if (harborProject ?? harborRobot) {
+        let settings: HarborSettings | undefined;
+        try {
+          settings = await this.harborSettings();
+          if (settings) {
+            const harbor = this.harborClient(settings);
+            try {
+              // A project it created goes with its robots; otherwise only its robot.
+              if (harborProject) await deleteHarborProject(harbor, harborProject);
+              else if (harborRobot) await harbor.deleteRobot(Number(harborRobot));
+            } finally {
+              await harbor.close();
+            }
+          }
+        } catch (err) {
+          return this.deleting(
+            project,
+            `could not delete Harbor project ${harborProject ?? ""} (retrying): ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+        await client.mergePatch(ProjectResource, name, undefined, {
+          metadata: { annotations: { [harborProjectAnnotation]: null, [harborRobotAnnotation]: null } },
+        });
+        return this.deleting(project, `deleted Harbor project ${harborProject ?? ""} (or the robot account)`);
       }
       const created = project.metadata.annotations?.[gitCreatedAnnotation];
       if (created) {
