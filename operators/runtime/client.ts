@@ -177,7 +177,29 @@ export class KubeClient {
     return `${this.server}${path}${qs ? `?${qs}` : ""}`;
   }
 
+  /**
+   * One API call. A 429 (the API server's flow control, or a watch cache still
+   * initializing) is retried after its Retry-After, as client-go does, up to 5 times.
+   */
   async request<T>(method: Dispatcher.HttpMethod, path: string, options: RequestOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.requestOnce<T>(method, path, options);
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.code !== 429 || attempt >= 5 || options.signal?.aborted)
+          throw err;
+        const retryAfter =
+          (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds ?? 1;
+        await new Promise((r) => setTimeout(r, Math.min(10, Math.max(0.1, retryAfter)) * 1000));
+      }
+    }
+  }
+
+  private async requestOnce<T>(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    options: RequestOptions,
+  ): Promise<T> {
     const { headers, dispatcher } = await this.auth();
     const res = await request(this.url(path, options.query), {
       method,
@@ -212,9 +234,11 @@ export class KubeClient {
     return this.request<ObjectList<T>>("GET", this.path(r, namespace), { query: { ...query } });
   }
 
-  create<T extends KubeObject>(r: ResourceType, obj: T): Promise<T> {
+  /** Creates `obj`; `dryRun` runs authorization, admission and validation only. */
+  create<T extends KubeObject>(r: ResourceType, obj: T, options: { dryRun?: boolean } = {}): Promise<T> {
     return this.request<T>("POST", this.path(r, obj.metadata.namespace), {
       body: { apiVersion: apiVersionOf(r), kind: r.kind, ...obj },
+      ...(options.dryRun ? { query: { dryRun: "All" } } : {}),
     });
   }
 
