@@ -52,7 +52,7 @@ export interface Project {
       [k: string]: number | string | undefined;
     };
     /**
-     * Base extension packages (DeploymentPackages labelled as extensions in outpost-system) to copy into the project. Default all of them.
+     * Names of the base extensions to copy into the project: DeploymentPackages with spec.kind extension in outpost-system (those annotated outpost.dev/auto-deploy: "true" are also deployed to every cluster of the project). Default all of them.
      */
     extensions?: string[];
     /**

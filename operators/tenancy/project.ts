@@ -5,8 +5,18 @@
 // repository it created, then the namespace, and never touches a namespace the project
 // did not create.
 import type { Project } from "../api/project.generated.ts";
-import { AppDeploymentResource, ProjectResource, RegistryResource } from "../api/resources.generated.ts";
-import type { KubeObject, ResourceType } from "../runtime/client.ts";
+import type { Application } from "../api/application.generated.ts";
+import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
+import type { Registry } from "../api/registry.generated.ts";
+import {
+  AppDeploymentResource,
+  ApplicationResource,
+  DeploymentPackageResource,
+  ProjectResource,
+  RegistryResource,
+} from "../api/resources.generated.ts";
+import { planExtensions } from "./extensions.ts";
+import { ApiError, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import { setCondition, summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -238,7 +248,10 @@ export class ProjectReconciler {
       // 4. The Git repository for the project's deployments.
       await this.provisionGit(current, status, condition);
 
-      // 5. Harbor: project, robot account, pull secret and Registry.
+      // 5. Base extensions from the system namespace.
+      await this.provisionExtensions(current, status, condition);
+
+      // 6. Harbor: project, robot account, pull secret and Registry.
       const problem = await this.provisionHarbor(current, status, condition);
       if (problem) {
         Object.assign(
@@ -258,6 +271,53 @@ export class ProjectReconciler {
       );
       return undefined;
     });
+  }
+
+  private async provisionExtensions(
+    project: Project,
+    status: Status,
+    condition: (type: string, ok: boolean, reason: string, message: string) => void,
+  ): Promise<void> {
+    const { client, fieldManager } = this.manager;
+    const name = project.metadata.name ?? "";
+    const system = this.options.systemNamespace;
+    const [packages, applications, registries] = await Promise.all([
+      client.list<DeploymentPackage>(DeploymentPackageResource, { namespace: system }),
+      client.list<Application>(ApplicationResource, { namespace: system }),
+      client.list<Registry>(RegistryResource, { namespace: system }),
+    ]);
+    const plan = planExtensions(
+      { packages: packages.items, applications: applications.items, registries: registries.items },
+      name,
+      project.spec.extensions,
+    );
+    const resources = {
+      Registry: RegistryResource,
+      Application: ApplicationResource,
+      DeploymentPackage: DeploymentPackageResource,
+    };
+    for (const { kind, object } of plan.objects)
+      await client.apply(resources[kind], object, { fieldManager });
+    for (const d of plan.deployments) {
+      // Created once; afterwards the deployment is the project's to change.
+      if (!(await client.get(AppDeploymentResource, d.metadata.name ?? "", name))) {
+        await client.create(AppDeploymentResource, d).catch((err: unknown) => {
+          if (!ApiError.isConflict(err)) throw err;
+        });
+      }
+    }
+    if (plan.problems.length > 0) {
+      condition("ExtensionsReady", false, "ExtensionProblem", plan.problems.join("; "));
+    } else if (plan.names.length === 0) {
+      status.conditions = status.conditions?.filter((c) => c.type !== "ExtensionsReady");
+    } else {
+      condition(
+        "ExtensionsReady",
+        true,
+        "Copied",
+        `${plan.names.length} extension(s): ${plan.names.join(", ")}${plan.deployments.length ? `; deployed: ${plan.deployments.map((d) => d.metadata.name).join(", ")}` : ""}`,
+      );
+    }
   }
 
   private async harborSettings(): Promise<HarborSettings | undefined> {
