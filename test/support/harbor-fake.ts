@@ -41,6 +41,8 @@ export interface HarborFake {
   /** Every API request answers 503 until `up()`. */
   down(): void;
   up(): void;
+  /** Every API request takes this long before it is answered. */
+  slow(ms: number): void;
   /** Requests seen: method, path, status, whether a cookie came with it. */
   log: { method: string; path: string; status: number; cookie: boolean; requestId: string }[];
   stop(): Promise<void>;
@@ -54,6 +56,7 @@ export async function startHarborFake(): Promise<HarborFake> {
   let nextId = 1;
   let failures: { count: number; status: number } = { count: 0, status: 500 };
   let isDown = false;
+  let delayMs = 0;
   const log: HarborFake["log"] = [];
 
   const send = (
@@ -100,6 +103,7 @@ export async function startHarborFake(): Promise<HarborFake> {
       res.writeHead(200, { "content-type": "text/plain" }).end("Pong");
       return true;
     }
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
     if (isDown) return error(res, 503, "UNKNOWN", "unavailable");
     if (failures.count > 0) {
       failures.count--;
@@ -274,6 +278,9 @@ export async function startHarborFake(): Promise<HarborFake> {
     },
     up() {
       isDown = false;
+    },
+    slow(ms) {
+      delayMs = ms;
     },
     log,
     stop: () =>
