@@ -681,7 +681,7 @@ export function registerAppDeployments(manager: Manager, options: DeployOptions 
   manager
     // Reconciles mostly wait on Git and the API server; many at once also make bigger Git
     // batches (one fetch and one push for all the changes queued meanwhile).
-    .controller("appdeployment", { workers: 16, maxDelayMs: 30_000 })
+    .controller("appdeployment", { workers: 48, maxDelayMs: 30_000 })
     .for(AppDeploymentResource)
     .owns(GitRepoResource)
     // Catalog objects a deployment renders from (also starts their informers).

@@ -8,6 +8,7 @@
 //   harbor.password  its password
 //   harbor.registry  the registry host name images and charts are pulled from (default:
 //                    the host of harbor.url)
+//   harbor.timeout   how long one Harbor request may take, e.g. 30s (default)
 //
 // The robot's secret is returned by Harbor only when it is created: when the Secret is
 // missing but the robot exists (a crash in between), the secret is regenerated rather
@@ -19,6 +20,7 @@ export interface HarborSettings {
   username: string;
   password: string;
   registry: string;
+  timeoutMs: number;
 }
 
 export const robotName = "outpost";
@@ -37,7 +39,12 @@ export function harborSettingsFrom(data: Record<string, string> | undefined): Ha
       "Secret outpost-tenancy: harbor.url is set, so harbor.username and harbor.password are required",
     );
   }
-  return { url, username, password, registry: get("harbor.registry") ?? new URL(url).host };
+  const timeout = get("harbor.timeout") ?? "30s";
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(timeout);
+  if (!m)
+    throw new Error(`Secret outpost-tenancy: harbor.timeout "${timeout}" is not a duration such as 30s`);
+  const timeoutMs = Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as "ms" | "s" | "m"];
+  return { url, username, password, registry: get("harbor.registry") ?? new URL(url).host, timeoutMs };
 }
 
 /** The Harbor project of a project, or why it cannot have one. */

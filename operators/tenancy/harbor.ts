@@ -84,8 +84,9 @@ export class HarborClient {
         bodyTimeout: this.options.timeoutMs ?? 30_000,
       });
     } catch (err) {
+      const timedOut = err instanceof Error && /timeout/i.test(`${err.name} ${err.message}`);
       throw new HarborError(
-        `Harbor ${this.options.url} is unreachable (${method} ${url.pathname}): ${err instanceof Error ? err.message : String(err)}`,
+        `Harbor ${this.options.url} ${timedOut ? `did not answer within ${(this.options.timeoutMs ?? 30_000) / 1000}s` : "is unreachable"} (${method} ${url.pathname}): ${err instanceof Error ? err.message : String(err)}`,
         0,
         "UNREACHABLE",
         requestId,

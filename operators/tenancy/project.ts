@@ -334,6 +334,7 @@ export class ProjectReconciler {
       url: settings.url,
       username: settings.username,
       password: settings.password,
+      timeoutMs: settings.timeoutMs,
       onRequest: (e) => {
         this.manager.logger.debug({ harbor: e }, "harbor request");
       },

@@ -73,6 +73,7 @@ describe("Project Harbor project and robot", () => {
           "harbor.username": harbor.username,
           "harbor.password": harbor.password,
           "harbor.registry": "harbor.example.com",
+          "harbor.timeout": "1s",
         },
       } as KubeObject,
       { fieldManager: "test" },
@@ -141,7 +142,7 @@ describe("Project Harbor project and robot", () => {
     assert.equal(Buffer.from(secret.data?.password ?? "", "base64").toString(), now);
   });
 
-  it("says when Harbor fails, and completes once it answers again", async () => {
+  it("says when Harbor fails or times out, and completes once it answers again", async () => {
     harbor.down();
     await client.create(ProjectResource, { metadata: { name: "flaky" }, spec: {} } as KubeObject);
     const failing = await waitForProject(
@@ -155,6 +156,13 @@ describe("Project Harbor project and robot", () => {
     );
     assert.equal(condition(failing, "Ready")?.status, "False");
     harbor.up();
+    // Harbor too slow to answer within harbor.timeout (1s here).
+    harbor.slow(2_500);
+    const slow = await waitForProject("flaky", "timeout reported", (x) =>
+      (condition(x, "HarborReady")?.message ?? "").includes("did not answer within 1s"),
+    );
+    assert.equal(condition(slow, "HarborReady")?.reason, "HarborUnreachable");
+    harbor.slow(0);
     harbor.fail(2);
     await waitForProject("flaky", "Ready", (x) => condition(x, "Ready")?.status === "True", 60_000);
     assert.ok(harbor.projects().some((p) => p.name === "flaky"));
