@@ -322,7 +322,7 @@ export async function run(): Promise<BenchmarkResult> {
       notes: [
         `Fleet CRDs: ${fleetCRDs}. Fleet's controllers do not run: the benchmark writes BundleDeployments and their status as Fleet's controller and agents do (${clusterNamespaces} cluster namespaces instead of one per cluster).`,
         "Writes are the management API server's apiserver_request_total for POST, PUT, PATCH and DELETE, read before and after.",
-        "The deploy operator runs as its own process (--controllers=deploy, 48 workers); the catalog operator runs in the benchmark's process; the Git server is git http-backend on loopback.",
+        "The deploy operator runs as its own process (--controllers=deploy, 96 workers); the catalog operator runs in the benchmark's process; the Git server is git http-backend on loopback.",
       ],
     };
   } finally {
