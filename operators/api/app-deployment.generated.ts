@@ -262,7 +262,7 @@ export interface AppDeployment {
           }[];
         };
         /**
-         * Stop after this wave until a user resumes the rollout (kubectl outpost resume).
+         * Reserved: stop after this wave until the rollout is resumed. Not acted on yet - Fleet moves from one partition to the next as soon as the unavailability budget allows.
          */
         pauseAfter?: boolean;
       }[];
