@@ -1238,17 +1238,10 @@ export function applyRepo(input: ApplyInput): ApplyResult {
     errors.push(...r.errors);
     if (r.bundle) built.push(r.bundle);
   }
-  // Dependencies by name: Fleet checks them per cluster in the agent (deployer.go
-  // checkDependency, ErrApplied there); a name that is no bundle at all is reported here.
-  const names = new Set([...built.map((b) => b.name), ...input.existing.keys()]);
-  for (const b of built) {
-    (b.spec.dependsOn ?? []).forEach((d, i) => {
-      if (d.name && !names.has(d.name))
-        errors.push(
-          `${b.dir}/fleet.yaml: dependsOn[${i}].name: ${JSON.stringify(d.name)} is not a bundle of this GitRepo or of namespace ${repo.metadata.namespace ?? ""}${strictNote}`,
-        );
-    });
-  }
+  // Dependencies by name are Fleet's agent's business, per cluster (deployer.go
+  // checkDependency, ErrApplied "no bundles matching labels" until the bundle exists):
+  // GitRepos are applied in no particular order, so a bundle of another GitRepo may
+  // simply not be there yet. A name that never appears keeps its BundleDeployments failing.
   // Two folders naming the same bundle overwrite each other (apply.go keeps one per name);
   // a bundle of another GitRepo with the same name would be taken over.
   const byName = new Map<string, string>();

@@ -409,7 +409,7 @@ describe("Fleet test driver", () => {
     }
   });
 
-  it("fails the job on an unknown fleet.yaml key and on a dependsOn naming no bundle", async () => {
+  it("fails the job on an unknown fleet.yaml key; a dependsOn naming no bundle fails per cluster", async () => {
     await push("typo", {
       "app/fleet.yaml": {
         helm: { chart: "oci://registry.example.com/charts/web", version: "1.0.0", valuesFile: ["v.yaml"] },
@@ -432,15 +432,13 @@ describe("Fleet test driver", () => {
     );
     assert.match(typoStalled?.message ?? "", /typo\/app\/fleet\.yaml: helm\.valuesFile: unknown field/);
     assert.equal((await driver.bundles("typo")).length, 0);
+    // As in Fleet, the dependency is checked by the agent on each cluster (ErrApplied).
     const dep = await getRepo("dep");
-    const depStalled = cond(dep.status?.conditions, "Stalled");
-    assert.deepEqual(
-      { job: dep.status?.gitJobStatus, stalled: depStalled?.status },
-      { job: "Failed", stalled: "True" },
-    );
+    assert.notEqual(cond(dep.status?.conditions, "Stalled")?.status, "True");
+    assert.equal(dep.status?.display?.state, "ErrApplied");
     assert.match(
-      depStalled?.message ?? "",
-      /dep\/app\/fleet\.yaml: dependsOn\[0\]\.name: "nope" is not a bundle/,
+      JSON.stringify(dep.status.summary?.nonReadyResources ?? []),
+      /no bundles matching labels fleet.cattle.io\/bundle-name=nope/,
     );
     for (const name of ["no-branch", "bad-branch", "typo", "dep"])
       await client.delete(GitRepoResource, name, ws);
