@@ -155,7 +155,7 @@ describe("deploy operator reliability", () => {
     );
   });
 
-  it("says when Git is down, recovers without help, and finishes a deletion once Git is back", async () => {
+  it("says when Git is down for a minute, recovers without help, and finishes a deletion once Git is back", async () => {
     fx.git.down();
     await fx.client.mergePatch(AppDeploymentResource, "d1", ns, {
       spec: { applications: [{ name: "web", values: { banner: "offline sale" } }] },
@@ -172,8 +172,14 @@ describe("deploy operator reliability", () => {
       /503|unreachable|refused|status/i,
     );
     await fx.client.delete(AppDeploymentResource, "d2", ns);
-    await sleep(3_000);
-    assert.ok(await fx.client.get(AppDeploymentResource, "d2", ns), "the deletion waits for Git");
+    // A minute without Git: the deployments say so the whole time, the deletion waits.
+    const outageEnds = Date.now() + 60_000;
+    while (Date.now() < outageEnds) {
+      await sleep(10_000);
+      const d1 = await fx.client.get<ReturnType<typeof shopDeployment>>(AppDeploymentResource, "d1", ns);
+      assert.equal(getCondition(d1?.status?.conditions, "Delivered")?.status, "False", "still reported");
+      assert.ok(await fx.client.get(AppDeploymentResource, "d2", ns), "the deletion waits for Git");
+    }
 
     fx.git.up();
     await waitForDeployment(
