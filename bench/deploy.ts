@@ -7,6 +7,7 @@
 //     status shows every cluster ready, against the time the writes themselves took.
 // (b) 1,000 deployments applied at once: time until all are delivered, against creating
 //     the same number of GitRepos directly.
+import { secretsResource } from "../operators/catalog/secrets.ts";
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -23,7 +24,6 @@ import {
   BundleDeploymentResource,
   FleetClusterResource,
   GitRepoResource,
-  SecretResource,
 } from "../operators/deploy/fleet.ts";
 import { registerCatalog } from "../operators/catalog/index.ts";
 import { KubeClient, type KubeObject } from "../operators/runtime/client.ts";
@@ -75,7 +75,7 @@ export async function run(): Promise<BenchmarkResult> {
     for (const n of [ns, "baseline", ...Array.from({ length: clusterNamespaces }, (_, i) => `cluster-${i}`)])
       await client.create(namespacesResource, { metadata: { name: n } });
     git.createRepo("bench");
-    await client.create(SecretResource, {
+    await client.create(secretsResource, {
       metadata: { name: gitSecretName, namespace: ns },
       stringData: { url: `${git.url}/bench.git`, branch: "main" },
     } as KubeObject);

@@ -5,6 +5,7 @@
 // (status.ts). Approval, suspend and the safety rail against mass target removal decide
 // what is delivered (lifecycle.ts). Deletion removes the GitRepos, then the deployment's
 // folder in Git (one commit), then releases the object.
+import { secretsResource } from "../catalog/secrets.ts";
 import { isDeepStrictEqual } from "node:util";
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
@@ -36,7 +37,6 @@ import {
   FleetClusterResource,
   gitRepoFor,
   GitRepoResource,
-  SecretResource,
   type GitRepo,
   type GitTargetRepo,
 } from "./fleet.ts";
@@ -151,7 +151,7 @@ export class AppDeploymentReconciler {
 
   /** The namespace's Git repository, from Secret outpost-git. */
   private async gitConfig(namespace: string): Promise<GitConfig> {
-    const secret = await this.manager.client.get<SecretObject>(SecretResource, gitSecretName, namespace);
+    const secret = await this.manager.client.get<SecretObject>(secretsResource, gitSecretName, namespace);
     const url = decode(secret?.data, "url");
     if (!secret || !url) {
       throw new ReconcileError(
@@ -227,7 +227,7 @@ export class AppDeploymentReconciler {
       if (!p.secretKeyRef) continue;
       const name = p.secretKeyRef.name;
       if (!secrets.has(name))
-        secrets.set(name, await this.manager.client.get<SecretObject>(SecretResource, name, ns));
+        secrets.set(name, await this.manager.client.get<SecretObject>(secretsResource, name, ns));
       const value = decode(secrets.get(name)?.data, p.secretKeyRef.key);
       if (value === undefined) continue;
       const forApp = secretValues.get(p.application) ?? new Map<string, string>();
@@ -381,7 +381,7 @@ export class AppDeploymentReconciler {
     // Secret parameters: a Secret per bundle next to its GitRepo (Fleet copies it).
     // Only Secrets this deployment owns: Fleet's own Secrets carry the bundle labels too.
     const ownSecrets = (
-      await client.list<SecretObject>(SecretResource, {
+      await client.list<SecretObject>(secretsResource, {
         namespace: ns,
         labelSelector: `${deploymentLabel}=${name},app.kubernetes.io/managed-by=outpost`,
       })
@@ -394,7 +394,7 @@ export class AppDeploymentReconciler {
       const have = ownSecrets.find((s) => s.metadata.name === b.secret?.name);
       if (have && isDeepStrictEqual(have.data, data)) continue;
       await client.apply(
-        SecretResource,
+        secretsResource,
         {
           metadata: {
             name: b.secret.name,
@@ -413,7 +413,7 @@ export class AppDeploymentReconciler {
       );
     }
     for (const s of ownSecrets) {
-      if (!wanted.has(s.metadata.name ?? "")) await client.delete(SecretResource, s.metadata.name ?? "", ns);
+      if (!wanted.has(s.metadata.name ?? "")) await client.delete(secretsResource, s.metadata.name ?? "", ns);
     }
 
     // GitRepos: one per application with targets; the others go.

@@ -24,13 +24,6 @@ export const ControllerRevisionResource: ResourceType = {
   plural: "controllerrevisions",
   namespaced: true,
 };
-export const SecretResource: ResourceType = {
-  group: "",
-  version: "v1",
-  kind: "Secret",
-  plural: "secrets",
-  namespaced: true,
-};
 
 /** Labels on everything the deployment operator creates, and on Fleet's Bundles (fleet.yaml labels). */
 export const deploymentLabel = "outpost.dev/deployment";

@@ -22,10 +22,9 @@ export class GitSettingsError extends Error {
   override name = "GitSettingsError";
 }
 
-/** The Git settings in the operator's configuration Secret data (base64 values), or undefined. */
-export function gitSettingsFrom(data: Record<string, string> | undefined): GitSettings | undefined {
-  const get = (k: string): string | undefined =>
-    data?.[k] === undefined ? undefined : Buffer.from(data[k], "base64").toString("utf8").trim();
+/** The Git settings in the operator's configuration (decoded Secret data), or undefined. */
+export function gitSettingsFrom(data: Record<string, string>): GitSettings | undefined {
+  const get = (k: string): string | undefined => data[k]?.trim();
   const provider = get("git.provider");
   if (!provider) return undefined;
   const need = (k: string): string => {

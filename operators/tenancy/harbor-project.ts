@@ -27,9 +27,8 @@ export const robotName = "outpost";
 export const harborSecretName = "outpost-harbor";
 export const harborRegistryName = "harbor";
 
-export function harborSettingsFrom(data: Record<string, string> | undefined): HarborSettings | undefined {
-  const get = (k: string): string | undefined =>
-    data?.[k] === undefined ? undefined : Buffer.from(data[k], "base64").toString("utf8").trim();
+export function harborSettingsFrom(data: Record<string, string>): HarborSettings | undefined {
+  const get = (k: string): string | undefined => data[k]?.trim();
   const url = get("harbor.url");
   if (!url) return undefined;
   const username = get("harbor.username");

@@ -5,6 +5,7 @@
 // repository it created, then the namespace, and never touches a namespace the project
 // did not create.
 import type { Project } from "../api/project.generated.ts";
+import { secretData, secretsResource } from "../catalog/secrets.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
@@ -73,13 +74,6 @@ export const harborProjectAnnotation = "tenancy.outpost.dev/harbor-project";
 export const harborRobotAnnotation = "tenancy.outpost.dev/harbor-robot";
 /** The tenancy operator's configuration Secret in its namespace. */
 export const configSecret = "outpost-tenancy";
-export const secretsResource: ResourceType = {
-  group: "",
-  version: "v1",
-  kind: "Secret",
-  plural: "secrets",
-  namespaced: true,
-};
 const finalizer = "tenancy.outpost.dev/cleanup";
 const roles = ["admin", "deployer", "approver", "viewer"] as const;
 /** Operators that work inside project namespaces, bound there to their per-project role. */
@@ -142,10 +136,20 @@ export class ProjectReconciler {
         });
       };
 
+      // The operator's settings, read once for this reconcile.
+      const config = await this.config();
+
       // 0. Bad input is refused before anything is created.
       if (current.spec.harbor?.enabled !== false) {
         const hp = harborProjectName(name);
-        if ("problem" in hp && (await this.harborSettings().catch(() => undefined))) {
+        const harborOn = ((): boolean => {
+          try {
+            return harborSettingsFrom(config) !== undefined;
+          } catch {
+            return true; // misconfigured, but meant to be on
+          }
+        })();
+        if ("problem" in hp && harborOn) {
           condition("HarborReady", false, "InvalidName", hp.problem);
           Object.assign(
             status,
@@ -246,13 +250,13 @@ export class ProjectReconciler {
       }
 
       // 4. The Git repository for the project's deployments.
-      await this.provisionGit(current, status, condition);
+      await this.provisionGit(current, status, condition, config);
 
       // 5. Base extensions from the system namespace.
       await this.provisionExtensions(current, status, condition);
 
       // 6. Harbor: project, robot account, pull secret and Registry.
-      const problem = await this.provisionHarbor(current, status, condition);
+      const problem = await this.provisionHarbor(current, status, condition, config);
       if (problem) {
         Object.assign(
           status,
@@ -320,13 +324,19 @@ export class ProjectReconciler {
     }
   }
 
-  private async harborSettings(): Promise<HarborSettings | undefined> {
-    const secret = await this.manager.client.get<KubeObject & { data?: Record<string, string> }>(
-      secretsResource,
-      configSecret,
-      this.options.systemNamespace,
-    );
-    return harborSettingsFrom(secret?.data);
+  /** The operator's configuration (Secret outpost-tenancy), decoded; empty when absent. */
+  private async config(): Promise<Record<string, string>> {
+    try {
+      return await secretData(
+        this.manager.client,
+        this.options.systemNamespace,
+        configSecret,
+        "configuration",
+      );
+    } catch (err) {
+      if (err instanceof ReconcileError && err.reason === "SecretNotFound") return {};
+      throw err;
+    }
   }
 
   private harborClient(settings: HarborSettings): HarborClient {
@@ -346,6 +356,7 @@ export class ProjectReconciler {
     project: Project,
     status: Status,
     condition: (type: string, ok: boolean, reason: string, message: string) => void,
+    config: Record<string, string>,
   ): Promise<string | undefined> {
     const { client, fieldManager } = this.manager;
     const name = project.metadata.name ?? "";
@@ -355,7 +366,7 @@ export class ProjectReconciler {
     }
     let settings: HarborSettings | undefined;
     try {
-      settings = await this.harborSettings();
+      settings = harborSettingsFrom(config);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       condition("HarborReady", false, "InvalidConfiguration", message);
@@ -438,20 +449,11 @@ export class ProjectReconciler {
     return undefined;
   }
 
-  /** The operator's Git settings (Secret outpost-tenancy), or undefined when Git is off. */
-  private async gitSettings(): Promise<GitSettings | undefined> {
-    const secret = await this.manager.client.get<KubeObject & { data?: Record<string, string> }>(
-      secretsResource,
-      configSecret,
-      this.options.systemNamespace,
-    );
-    return gitSettingsFrom(secret?.data);
-  }
-
   private async provisionGit(
     project: Project,
     status: Status,
     condition: (type: string, ok: boolean, reason: string, message: string) => void,
+    config: Record<string, string>,
   ): Promise<void> {
     const { client, fieldManager } = this.manager;
     const name = project.metadata.name ?? "";
@@ -461,7 +463,7 @@ export class ProjectReconciler {
     }
     let settings: GitSettings | undefined;
     try {
-      settings = await this.gitSettings();
+      settings = gitSettingsFrom(config);
     } catch (err) {
       if (!(err instanceof GitSettingsError)) throw err;
       condition("GitRepositoryReady", false, "InvalidConfiguration", err.message);
@@ -544,7 +546,7 @@ export class ProjectReconciler {
       if (harborProject ?? harborRobot) {
         let settings: HarborSettings | undefined;
         try {
-          settings = await this.harborSettings();
+          settings = harborSettingsFrom(await this.config());
           if (settings) {
             const harbor = this.harborClient(settings);
             try {
@@ -569,7 +571,7 @@ export class ProjectReconciler {
       const created = project.metadata.annotations?.[gitCreatedAnnotation];
       if (created) {
         try {
-          const settings = await this.gitSettings();
+          const settings = gitSettingsFrom(await this.config());
           if (settings) await deleteProjectRepository(created, settings);
         } catch (err) {
           return this.deleting(

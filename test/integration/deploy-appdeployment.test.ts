@@ -3,17 +3,13 @@
 // GitRepos, status from BundleDeployments, clusters joining and leaving, offline and
 // failing clusters, upgrade, suspend, approval, rollback, restarts without duplicate
 // commits, a Git outage, and deletion.
+import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
 import { approve, deploymentStatus, diff, formatStatus, history, rollback } from "../../cli/deploy.ts";
 import { AppDeploymentResource, ApprovalResource } from "../../operators/api/resources.generated.ts";
-import {
-  ControllerRevisionResource,
-  GitRepoResource,
-  SecretResource,
-  type GitRepo,
-} from "../../operators/deploy/fleet.ts";
+import { ControllerRevisionResource, GitRepoResource, type GitRepo } from "../../operators/deploy/fleet.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
 import { revisionHash } from "../../operators/deploy/lifecycle.ts";
 import type { ControllerRevision } from "../../operators/deploy/revisions.ts";
@@ -102,7 +98,7 @@ describe("AppDeployment", () => {
       !JSON.stringify(git.files("retail").map((f) => git.show("retail", f))).includes("s3cret-value"),
     );
     const secret = await client.get<KubeObject & { data?: Record<string, string> }>(
-      SecretResource,
+      secretsResource,
       "storefront-db-secret-values",
       ns,
     );

@@ -4,16 +4,15 @@
 // nothing. Then a Git server outage: the condition says so and delivery resumes without
 // help; a deletion while Git is down completes when it is back.
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { AppDeploymentResource } from "../../operators/api/resources.generated.ts";
 import { revisionHash } from "../../operators/deploy/lifecycle.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
-import { freePort } from "../controlplane/ports.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { OperatorProcess } from "../support/operator.ts";
 import {
   shopDeployment,
   startDeployFixture,
@@ -21,41 +20,12 @@ import {
   type DeployFixture,
 } from "../support/deploy.ts";
 
-const main = fileURLToPath(new URL("../../operators/main.ts", import.meta.url));
 const controlPlane = useControlPlane();
 const ns = "resilient";
 const deployments = ["d0", "d1", "d2", "d3", "d4"];
 const changes = 100;
 let fx: DeployFixture;
-let operator: ChildProcess | undefined;
-
-let port = 0;
-
-function startOperatorProcess(): ChildProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      main,
-      "--controllers=deploy",
-      `--kubeconfig=${controlPlane().management.kubeconfig}`,
-      "--leader-elect=false",
-      `--metrics-bind-address=127.0.0.1:${port}`,
-      "--log-level=warn",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  return child;
-}
-
-async function killOperator(): Promise<void> {
-  const child = operator;
-  if (child?.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-}
+let operator: OperatorProcess;
 
 /** Commit → tree, and commit → parent's tree, for the whole branch. */
 function history(): { commit: string; tree: string; parentTree?: string }[] {
@@ -78,11 +48,11 @@ function history(): { commit: string; tree: string; parentTree?: string }[] {
 describe("deploy operator reliability", () => {
   before(async () => {
     fx = await startDeployFixture(controlPlane(), ns);
-    port = await freePort();
-    operator = startOperatorProcess();
+    operator = await OperatorProcess.create(controlPlane().management.kubeconfig, "deploy");
+    operator.start();
   });
   after(async () => {
-    await killOperator();
+    await operator.kill();
     await fx.stop();
   });
 
@@ -92,21 +62,7 @@ describe("deploy operator reliability", () => {
     // A killer: once the operator is ready, SIGKILL it 0.2–1.5 s later, restart at once;
     // over and over while the changes go in.
     const state = { changing: true };
-    let kills = 0;
-    const killer = (async () => {
-      while (state.changing) {
-        await eventually(
-          "the operator ready",
-          async () =>
-            (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok ? true : undefined,
-          60_000,
-        );
-        await sleep(200 + Math.random() * 1300);
-        await killOperator();
-        kills++;
-        operator = startOperatorProcess();
-      }
-    })();
+    const killer = operator.killRepeatedly(() => state.changing, 200, 1500);
     for (let i = 1; i <= changes; i++) {
       const name = deployments[i % deployments.length] ?? "d0";
       await fx.client.mergePatch(AppDeploymentResource, name, ns, {
@@ -120,7 +76,7 @@ describe("deploy operator reliability", () => {
       await sleep(100 + Math.random() * 100);
     }
     state.changing = false;
-    await killer;
+    const kills = await killer;
     assert.ok(kills >= 3, `the operator was killed ${kills} times`);
 
     for (const name of deployments) {

@@ -4,6 +4,7 @@
 // missing), Harbor failing for a while, deletion emptying the project first and waiting
 // out an outage, a Harbor project the operator did not create left in place, and a name
 // Harbor refuses stopped before anything is created.
+import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Project } from "../../operators/api/project.generated.ts";
@@ -18,7 +19,6 @@ import {
   configSecret,
   harborProjectAnnotation,
   namespacesResource,
-  secretsResource,
 } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";

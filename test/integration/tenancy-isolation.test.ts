@@ -2,6 +2,7 @@
 // cluster's CA) and Outpost's real RBAC: a member of project A can do nothing with any
 // Outpost object, Secret or Fleet object of project B; a viewer cannot create; a deployer
 // cannot approve unless also an approver.
+import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as kinds from "../../operators/api/resources.generated.ts";
@@ -10,7 +11,6 @@ import {
   BundleDeploymentResource,
   FleetClusterResource,
   GitRepoResource,
-  SecretResource,
 } from "../../operators/deploy/fleet.ts";
 import { ApiError, KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
@@ -31,7 +31,7 @@ const users = new Map<string, KubeClient>();
 const outpostKinds = Object.values(kinds).filter((r) => r.namespaced);
 const guarded: ResourceType[] = [
   ...outpostKinds,
-  SecretResource,
+  secretsResource,
   GitRepoResource,
   FleetClusterResource,
   BundleDeploymentResource,
@@ -95,7 +95,7 @@ describe("project isolation", () => {
       });
     }
     // Something to find in beta.
-    await admin.create(SecretResource, {
+    await admin.create(secretsResource, {
       metadata: { name: "probe", namespace: "beta" },
       stringData: { a: "b" },
     } as KubeObject);
@@ -123,7 +123,7 @@ describe("project isolation", () => {
     assert.deepEqual(denied, [], "every answer is 403 Forbidden");
     // The same user works in her own project.
     assert.equal(await statusOf(alice.list(kinds.AppDeploymentResource, { namespace: "alpha" })), 200);
-    assert.equal(await statusOf(alice.list(SecretResource, { namespace: "alpha" })), 200);
+    assert.equal(await statusOf(alice.list(secretsResource, { namespace: "alpha" })), 200);
   });
 
   it("lets a viewer read but not create, in every Outpost kind", async () => {
@@ -133,7 +133,7 @@ describe("project isolation", () => {
       assert.equal(await statusOf(vera.create(r, object(r, "alpha"))), 403, `create ${r.plural}`);
     }
     assert.equal(
-      await statusOf(vera.list(SecretResource, { namespace: "alpha" })),
+      await statusOf(vera.list(secretsResource, { namespace: "alpha" })),
       403,
       "viewers read no Secrets",
     );

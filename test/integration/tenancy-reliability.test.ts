@@ -2,57 +2,29 @@
 // provisions projects against Harbor (contract fake) and Gitea: after the last restart
 // every project is Ready with exactly one Harbor project, one robot, one Git repository
 // and one set of RoleBindings — and every pull Secret holds the robot's current secret.
+import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { Octokit } from "@octokit/rest";
 import type { Project } from "../../operators/api/project.generated.ts";
 import { ProjectResource } from "../../operators/api/resources.generated.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
-import { configSecret, roleBindingsResource, secretsResource } from "../../operators/tenancy/project.ts";
+import { configSecret, roleBindingsResource } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
-import { freePort } from "../controlplane/ports.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { OperatorProcess } from "../support/operator.ts";
 import { startGitea, type Gitea } from "../support/gitea.ts";
 import { startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
 import { installOutpost } from "../support/install.ts";
 
-const main = fileURLToPath(new URL("../../operators/main.ts", import.meta.url));
 const controlPlane = useControlPlane();
 const projects = ["p1", "p2", "p3", "p4", "p5"];
 let client: KubeClient;
 let harbor: HarborFake;
 let gitea: Gitea;
-let operator: ChildProcess | undefined;
-let port = 0;
-
-function startOperatorProcess(): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      main,
-      "--controllers=tenancy",
-      `--kubeconfig=${controlPlane().management.kubeconfig}`,
-      "--leader-elect=false",
-      `--metrics-bind-address=127.0.0.1:${port}`,
-      "--log-level=warn",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-}
-
-async function killOperator(): Promise<void> {
-  const child = operator;
-  if (child?.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
-}
+let operator: OperatorProcess;
 
 describe("tenancy operator reliability", () => {
   before(async () => {
@@ -77,11 +49,11 @@ describe("tenancy operator reliability", () => {
       } as KubeObject,
       { fieldManager: "test" },
     );
-    port = await freePort();
-    operator = startOperatorProcess();
+    operator = await OperatorProcess.create(controlPlane().management.kubeconfig, "tenancy");
+    operator.start();
   });
   after(async () => {
-    await killOperator();
+    await operator.kill();
     await client.close();
     await Promise.all([harbor.stop(), gitea.stop()]);
   });
@@ -90,21 +62,7 @@ describe("tenancy operator reliability", () => {
     // Slow Harbor answers: the kills land in the middle of provisioning.
     harbor.slow(150);
     const state = { provisioning: true };
-    let kills = 0;
-    const killer = (async () => {
-      while (state.provisioning) {
-        await eventually(
-          "the operator ready",
-          async () =>
-            (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.ok ? true : undefined,
-          60_000,
-        );
-        await sleep(50 + Math.random() * 400);
-        await killOperator();
-        kills++;
-        operator = startOperatorProcess();
-      }
-    })();
+    const killer = operator.killRepeatedly(() => state.provisioning, 50, 450);
     for (const name of projects) {
       await client.create(ProjectResource, {
         metadata: { name },
@@ -119,7 +77,7 @@ describe("tenancy operator reliability", () => {
     }
     await sleep(1_500);
     state.provisioning = false;
-    await killer;
+    const kills = await killer;
     harbor.slow(0);
     assert.ok(kills >= 3, `killed ${kills} times`);
 

@@ -3,6 +3,7 @@
 // charts, a Registry, two Applications (web with a number parameter, db with a secret
 // one) and a package shop 1.0.0 (web requires db), the catalog operator, and the Fleet
 // test driver with clusters store-1, store-2 (tier=store) and central (tier=central).
+import { secretsResource } from "../../operators/catalog/secrets.ts";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
 import {
   AppDeploymentResource,
@@ -12,7 +13,6 @@ import {
 } from "../../operators/api/resources.generated.ts";
 import { registerCatalog } from "../../operators/catalog/index.ts";
 import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
-import { SecretResource } from "../../operators/deploy/fleet.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { namespacesResource } from "../../operators/tenancy/project.ts";
@@ -87,12 +87,12 @@ export async function startDeployFixture(cp: ControlPlane, ns = "retail"): Promi
     await makeChart({ name: "db", version: "1.0.0", values: { auth: { password: "" } } }),
   );
   await client.create(namespacesResource, { metadata: { name: ns } });
-  await client.create(SecretResource, {
+  await client.create(secretsResource, {
     metadata: { name: gitSecretName, namespace: ns },
     type: "Opaque",
     stringData: { url: `${git.url}/${repo}.git`, branch: "main" },
   } as KubeObject);
-  await client.create(SecretResource, {
+  await client.create(secretsResource, {
     metadata: { name: "db-password", namespace: ns },
     stringData: { password: "s3cret-value" },
   } as KubeObject);

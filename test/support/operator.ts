@@ -1,7 +1,15 @@
 // Runs operator controllers in the test process: a Manager with quiet logs (LOG_LEVEL to
-// see them), the controllers `register` adds, started.
+// see them), the controllers `register` adds, started; or outpost-operator as its own
+// process, to kill.
+import { spawn, type ChildProcess } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Manager, type ManagerOptions } from "../../operators/runtime/manager.ts";
+import { freePort } from "../controlplane/ports.ts";
+import { eventually } from "./controlplane.ts";
+
+const main = fileURLToPath(new URL("../../operators/main.ts", import.meta.url));
 
 export async function startOperator(
   name: string,
@@ -14,4 +22,64 @@ export async function startOperator(
   register(manager);
   await manager.start();
   return manager;
+}
+
+/** `outpost-operator` as its own process, for tests that kill it with SIGKILL. */
+export class OperatorProcess {
+  private child: ChildProcess | undefined;
+
+  private constructor(
+    private readonly args: string[],
+    readonly port: number,
+  ) {}
+
+  static async create(kubeconfig: string, controllers: string): Promise<OperatorProcess> {
+    const port = await freePort();
+    return new OperatorProcess(
+      [
+        `--controllers=${controllers}`,
+        `--kubeconfig=${kubeconfig}`,
+        "--leader-elect=false",
+        `--metrics-bind-address=127.0.0.1:${port}`,
+        "--log-level=warn",
+      ],
+      port,
+    );
+  }
+
+  start(): void {
+    this.child = spawn(process.execPath, ["--import", "tsx", main, ...this.args], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  }
+
+  /** SIGKILL, and wait until it is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (child?.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+
+  /**
+   * Over and over while `going()`: wait until it is ready, SIGKILL it a random time in
+   * [minMs, maxMs) later and start it again at once. Resolves with the number of kills.
+   */
+  async killRepeatedly(going: () => boolean, minMs: number, maxMs: number): Promise<number> {
+    let kills = 0;
+    while (going()) {
+      await eventually(
+        "the operator ready",
+        async () =>
+          (await fetch(`http://127.0.0.1:${this.port}/readyz`).catch(() => undefined))?.ok ? true : undefined,
+        60_000,
+      );
+      await sleep(minMs + Math.random() * (maxMs - minMs));
+      await this.kill();
+      kills++;
+      this.start();
+    }
+    return kills;
+  }
 }
