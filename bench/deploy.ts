@@ -7,7 +7,6 @@
 //     status shows every cluster ready, against the time the writes themselves took.
 // (b) 1,000 deployments applied at once: time until all are delivered, against creating
 //     the same number of GitRepos directly.
-import { secretsResource } from "../operators/catalog/secrets.ts";
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -27,7 +26,6 @@ import {
 } from "../operators/deploy/fleet.ts";
 import { registerCatalog } from "../operators/catalog/index.ts";
 import { KubeClient, type KubeObject } from "../operators/runtime/client.ts";
-import { namespacesResource } from "../operators/tenancy/project.ts";
 import { installCRDs, kubeConfigFromFile, startControlPlane } from "../test/controlplane/index.ts";
 import { freePort } from "../test/controlplane/ports.ts";
 import { installFleetCRDs } from "../test/drivers/fleet-crds.ts";
@@ -37,6 +35,7 @@ import { startGitServer } from "../test/support/git-server.ts";
 import { makeChart, pushChart, startOciRegistry } from "../test/support/services.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
 import { apiRequests, apiServerAccess, pool, rssMiB } from "./support.ts";
+import { namespacesResource, secretsResource } from "../operators/runtime/core.ts";
 
 const clusters = Number(process.env.BENCH_CLUSTERS ?? "10000");
 const deployments = Number(process.env.BENCH_DEPLOYMENTS ?? "1000");

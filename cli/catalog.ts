@@ -10,7 +10,6 @@ import {
   RegistryResource,
 } from "../operators/api/resources.generated.ts";
 import type { Artifact } from "../operators/api/artifact.generated.ts";
-import { configMapsResource } from "../operators/catalog/artifact.ts";
 import {
   CatalogError,
   parseCatalog,
@@ -26,6 +25,7 @@ import {
   type KubeObject,
   type ResourceType,
 } from "../operators/runtime/client.ts";
+import { configMapsResource } from "../operators/runtime/core.ts";
 
 const fieldManager = "kubectl-outpost";
 

@@ -2,7 +2,7 @@
 // MIME type against the bytes, and scans it.
 import type { Artifact } from "../api/artifact.generated.ts";
 import { ArtifactResource } from "../api/resources.generated.ts";
-import type { KubeObject, ResourceType } from "../runtime/client.ts";
+import type { KubeObject } from "../runtime/client.ts";
 import { summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -10,14 +10,8 @@ import { ReconcileError, withStatus } from "../runtime/reconcile.ts";
 import { mimeMismatch } from "./mime.ts";
 import { recordScan, type Scanner } from "./scanner.ts";
 import { secretData } from "./secrets.ts";
+import { configMapsResource } from "../runtime/core.ts";
 
-export const configMapsResource: ResourceType = {
-  group: "",
-  version: "v1",
-  kind: "ConfigMap",
-  plural: "configmaps",
-  namespaced: true,
-};
 export const minArtifactBytes = 4;
 export const maxArtifactBytes = 4 * 1024 * 1024;
 /** Secrets cannot be watched cluster-wide (least privilege): look at them again this often. */

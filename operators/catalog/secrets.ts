@@ -1,16 +1,9 @@
 // Reads the Secrets catalog objects refer to (registry credentials and CAs).
-import type { KubeClient, KubeObject, ResourceType } from "../runtime/client.ts";
+import type { KubeClient, KubeObject } from "../runtime/client.ts";
+import { secretsResource } from "../runtime/core.ts";
 import { ReconcileError } from "../runtime/reconcile.ts";
 import type { RegistryAccess } from "./registry-client.ts";
 import type { Registry } from "../api/registry.generated.ts";
-
-export const secretsResource: ResourceType = {
-  group: "",
-  version: "v1",
-  kind: "Secret",
-  plural: "secrets",
-  namespaced: true,
-};
 
 interface Secret extends KubeObject {
   data?: Record<string, string>;

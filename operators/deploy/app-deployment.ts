@@ -5,7 +5,6 @@
 // (status.ts). Approval, suspend and the safety rail against mass target removal decide
 // what is delivered (lifecycle.ts). Deletion removes the GitRepos, then the deployment's
 // folder in Git (one commit), then releases the object.
-import { secretsResource } from "../catalog/secrets.ts";
 import { isDeepStrictEqual } from "node:util";
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
@@ -57,6 +56,7 @@ import {
   type FleetBundleDeployment,
   type FleetCluster,
 } from "./status.ts";
+import { secretsResource } from "../runtime/core.ts";
 
 type Status = NonNullable<AppDeployment["status"]>;
 

@@ -5,7 +5,7 @@
 // repository it created, then the namespace, and never touches a namespace the project
 // did not create.
 import type { Project } from "../api/project.generated.ts";
-import { secretData, secretsResource } from "../catalog/secrets.ts";
+import { secretData } from "../catalog/secrets.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
@@ -43,14 +43,8 @@ import {
   type HarborProvisioned,
   type HarborSettings,
 } from "./harbor-project.ts";
+import { namespacesResource, secretsResource } from "../runtime/core.ts";
 
-export const namespacesResource: ResourceType = {
-  group: "",
-  version: "v1",
-  kind: "Namespace",
-  plural: "namespaces",
-  namespaced: false,
-};
 export const roleBindingsResource: ResourceType = {
   group: "rbac.authorization.k8s.io",
   version: "v1",

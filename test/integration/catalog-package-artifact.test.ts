@@ -13,9 +13,7 @@ import {
   DeploymentPackageResource,
   RegistryResource,
 } from "../../operators/api/resources.generated.ts";
-import { configMapsResource } from "../../operators/catalog/artifact.ts";
 import { registerCatalog } from "../../operators/catalog/index.ts";
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
@@ -32,6 +30,7 @@ import {
   type OciRegistry,
   type Service,
 } from "../support/services.ts";
+import { configMapsResource, secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 const ns = "default";

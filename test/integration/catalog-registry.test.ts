@@ -10,7 +10,6 @@ import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
 import { requestedAtAnnotation } from "../../operators/runtime/controller.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import { reconcileNow } from "../../cli/reconcile.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { freePort } from "../controlplane/ports.ts";
@@ -25,6 +24,7 @@ import {
   type HelmRepo,
   type OciRegistry,
 } from "../support/services.ts";
+import { secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 const ns = "default";

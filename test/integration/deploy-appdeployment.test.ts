@@ -3,7 +3,6 @@
 // GitRepos, status from BundleDeployments, clusters joining and leaving, offline and
 // failing clusters, upgrade, suspend, approval, rollback, restarts without duplicate
 // commits, a Git outage, and deletion.
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
@@ -27,6 +26,7 @@ import {
 } from "../support/deploy.ts";
 import type { GitServer } from "../support/git-server.ts";
 import { startOperator } from "../support/operator.ts";
+import { secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 const ns = "retail";

@@ -2,7 +2,6 @@
 // named in Secret outpost-git of the project's namespace (which the deploy operator and
 // Fleet use), usable for commits, and deleted with the project — but only because the
 // project created it. A bad configuration is named in the project's condition.
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { Octokit } from "@octokit/rest";
 import { after, before, describe, it } from "node:test";
@@ -14,12 +13,13 @@ import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
-import { configSecret, gitCreatedAnnotation, namespacesResource } from "../../operators/tenancy/project.ts";
+import { configSecret, gitCreatedAnnotation } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { startGitea, type Gitea } from "../support/gitea.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
+import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 let client: KubeClient;

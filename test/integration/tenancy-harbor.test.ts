@@ -4,7 +4,6 @@
 // missing), Harbor failing for a while, deletion emptying the project first and waiting
 // out an outage, a Harbor project the operator did not create left in place, and a name
 // Harbor refuses stopped before anything is created.
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Project } from "../../operators/api/project.generated.ts";
@@ -15,16 +14,13 @@ import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { HarborClient } from "../../operators/tenancy/harbor.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
-import {
-  configSecret,
-  harborProjectAnnotation,
-  namespacesResource,
-} from "../../operators/tenancy/project.ts";
+import { configSecret, harborProjectAnnotation } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
+import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 let client: KubeClient;

@@ -2,7 +2,6 @@
 // cluster's CA) and Outpost's real RBAC: a member of project A can do nothing with any
 // Outpost object, Secret or Fleet object of project B; a viewer cannot create; a deployer
 // cannot approve unless also an approver.
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as kinds from "../../operators/api/resources.generated.ts";
@@ -21,6 +20,7 @@ import { installFleetCRDs } from "../drivers/fleet-crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
+import { secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 let admin: KubeClient;

@@ -8,12 +8,13 @@ import { AppDeploymentResource, ProjectResource } from "../../operators/api/reso
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
-import { namespacesResource, quotasResource, roleBindingsResource } from "../../operators/tenancy/project.ts";
+import { quotasResource, roleBindingsResource } from "../../operators/tenancy/project.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { startOperator } from "../support/operator.ts";
 import { installOutpost } from "../support/install.ts";
+import { namespacesResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 let client: KubeClient;

@@ -2,7 +2,6 @@
 // provisions projects against Harbor (contract fake) and Gitea: after the last restart
 // every project is Ready with exactly one Harbor project, one robot, one Git repository
 // and one set of RoleBindings — and every pull Secret holds the robot's current secret.
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
@@ -18,6 +17,7 @@ import { OperatorProcess } from "../support/operator.ts";
 import { startGitea, type Gitea } from "../support/gitea.ts";
 import { startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
 import { installOutpost } from "../support/install.ts";
+import { secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
 const projects = ["p1", "p2", "p3", "p4", "p5"];

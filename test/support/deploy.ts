@@ -3,7 +3,6 @@
 // charts, a Registry, two Applications (web with a number parameter, db with a secret
 // one) and a package shop 1.0.0 (web requires db), the catalog operator, and the Fleet
 // test driver with clusters store-1, store-2 (tier=store) and central (tier=central).
-import { secretsResource } from "../../operators/catalog/secrets.ts";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
 import {
   AppDeploymentResource,
@@ -15,7 +14,6 @@ import { registerCatalog } from "../../operators/catalog/index.ts";
 import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
-import { namespacesResource } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile, type ControlPlane } from "../controlplane/index.ts";
 import { FleetDriver } from "../drivers/fleet.ts";
 import { installFleetCRDs } from "../drivers/fleet-crds.ts";
@@ -24,6 +22,7 @@ import { startGitServer, type GitServer } from "./git-server.ts";
 import { installOutpost } from "./install.ts";
 import { startOperator } from "./operator.ts";
 import { makeChart, pushChart, startOciRegistry, type OciRegistry } from "./services.ts";
+import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
 
 export interface DeployFixture {
   ns: string;
