@@ -12,6 +12,7 @@ import { Manager } from "../operators/runtime/manager.ts";
 import { installCRDs, kubeConfigFromFile, startControlPlane } from "../test/controlplane/index.ts";
 import { sampleCRD, samples } from "../test/fixtures/sample-operator.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
+import { mapLimit } from "../operators/runtime/pool.ts";
 
 const objects = Number(process.env.BENCH_OBJECTS ?? "10000");
 const cachedObjects = Number(process.env.BENCH_CACHED_OBJECTS ?? "100000");
@@ -19,17 +20,6 @@ const workers = 4;
 const cacheProbe = fileURLToPath(new URL("./runtime-cache-probe.ts", import.meta.url));
 
 /** Runs `task` over `items` with `concurrency` requests in flight. */
-async function pool<T>(items: T[], concurrency: number, task: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await task(item);
-      }
-    }),
-  );
-}
 
 const statusFor = (generation: number): object =>
   summarize({}, generation, { kind: "ready", message: "benchmark" }, new Date("2026-01-01T00:00:00Z"));
@@ -41,7 +31,7 @@ async function createSamples(
   label: string,
 ): Promise<string[]> {
   const names = Array.from({ length: count }, (_, i) => `${label}-${i}`);
-  await pool(names, 16, (name) =>
+  await mapLimit(names, 16, (name) =>
     client.create(samples, {
       metadata: { name, namespace, labels: { bench: label } },
       spec: { data: { v: "x" } },
@@ -78,7 +68,7 @@ export async function run(): Promise<BenchmarkResult> {
     // Baseline: the same status patch per object, from a tight loop with `workers` in flight.
     console.error("baseline: raw status patches");
     const rawStart = performance.now();
-    await pool(rawNames, workers, (name) =>
+    await mapLimit(rawNames, workers, (name) =>
       client.jsonPatch(samples, name, "raw", [{ op: "add", path: "/status", value: statusFor(1) }], {
         subresource: "status",
       }),

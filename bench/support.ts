@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { httpsGet } from "../test/controlplane/http.ts";
+import { mapLimit } from "../operators/runtime/pool.ts";
 
 export interface ApiServerAccess {
   server: string;
@@ -46,10 +47,9 @@ export async function pool(
   inFlight: number,
   fn: (i: number) => Promise<unknown>,
 ): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < count) await fn(next++);
-    }),
+  await mapLimit(
+    Array.from({ length: count }, (_, i) => i),
+    inFlight,
+    fn,
   );
 }

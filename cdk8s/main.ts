@@ -2,13 +2,13 @@
 //   config/crds.yaml, namespace.yaml, rbac.yaml, operators.yaml, kustomization.yaml
 //   and config/install.yaml (all of them in one file, in apply order).
 // `npm run synth -- --check` fails when config/ differs from what this program writes.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ApiObject, App, Chart, Duration, Include, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-34";
 import { parse, stringify } from "yaml";
-import { accessOf, operators, projectRoles, serviceProxy, type Rule } from "./rbac.ts";
+import { accessOf, edgeRules, operators, projectRoles, serviceProxy, type Rule } from "./rbac.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const configDir = join(root, "config");
@@ -234,6 +234,29 @@ function argocdPatch(): string {
   );
 }
 
+/**
+ * For each edge cluster (config/edge/): the ClusterRole `outpost:edge` and the
+ * ServiceAccount kube-system/outpost-edge bound to it, whose token goes into the
+ * cluster's kubeconfig Secret on the management cluster.
+ */
+function edgeChart(app: App): Chart {
+  const chart = new Chart(app, "edge", { disableResourceNameHashes: true });
+  clusterRole(chart, "outpost:edge", edgeRules);
+  new ApiObject(chart, "edge-sa", {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name: "outpost-edge", namespace: "kube-system", labels },
+  });
+  new ApiObject(chart, "edge-binding", {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: "outpost:edge", labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "outpost:edge" },
+    subjects: [{ kind: "ServiceAccount", name: "outpost-edge", namespace: "kube-system" }],
+  });
+  return chart;
+}
+
 /** The files of config/, by name. */
 export function synth(): Map<string, string> {
   const app = new App({ outdir: configDir });
@@ -253,6 +276,16 @@ export function synth(): Map<string, string> {
   for (const [file, chart] of charts) files.set(file, header + docs(chart));
   files.set("install.yaml", header + charts.map(([, chart]) => docs(chart)).join("---\n"));
   files.set("argocd/argocd-cm-patch.yaml", argocdPatch());
+  files.set("edge/rbac.yaml", header + docs(edgeChart(app)));
+  files.set(
+    "edge/kustomization.yaml",
+    header +
+      stringify({
+        apiVersion: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources: ["rbac.yaml"],
+      }),
+  );
   files.set(
     "kustomization.yaml",
     header +
@@ -274,7 +307,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
     if (current === content) continue;
     if (check) stale.push(name);
-    else writeFileSync(path, content);
+    else {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, content);
+    }
   }
   if (check && stale.length > 0) {
     console.error(`config/ is out of date: ${stale.join(", ")}\nrun: npm run synth`);

@@ -83,7 +83,15 @@ export const operators: Record<string, OperatorAccess> = {
       "Networks and NetworkServices as Skupper sites, links, listeners and connectors on edge clusters",
     cluster: [
       ...own("interconnect.outpost.dev", ["networks", "networkservices"]),
+      // The NetworkServices of AppDeployments that name a Network.
+      {
+        apiGroups: ["interconnect.outpost.dev"],
+        resources: ["networkservices"],
+        verbs: ["create", "delete"],
+      },
       { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
+      { apiGroups: ["catalog.outpost.dev"], resources: ["applications", "deploymentpackages"], verbs: read },
+      { apiGroups: ["fleet.cattle.io"], resources: ["gitrepos"], verbs: read },
       fleetRead,
     ],
     project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
@@ -220,4 +228,31 @@ export const projectRoles: { name: string; includedIn: string[]; kubernetes: str
     kubernetes: [],
     rules: [{ apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: read }],
   },
+];
+
+/**
+ * What the interconnect and ops operators do on an edge cluster, with the identity of the
+ * kubeconfig Secret the management cluster holds for it (ClusterRole `outpost:edge`,
+ * bound to ServiceAccount kube-system/outpost-edge by config/edge/). Secrets may be
+ * deleted (the link credentials Skupper made from a token the operator removes), never
+ * read.
+ */
+export const edgeRules: Rule[] = [
+  { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "create", "patch", "delete"] },
+  {
+    apiGroups: ["skupper.io"],
+    resources: [
+      "sites",
+      "accessgrants",
+      "accesstokens",
+      "links",
+      "listeners",
+      "connectors",
+      "attachedconnectors",
+      "attachedconnectorbindings",
+    ],
+    verbs: ["get", "list", "create", "patch", "delete"],
+  },
+  { apiGroups: [""], resources: ["services", "pods"], verbs: ["get", "list"] },
+  { apiGroups: [""], resources: ["secrets"], verbs: ["delete"] },
 ];

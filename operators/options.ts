@@ -22,6 +22,12 @@ export interface OperatorOptions {
   offlineAfterMs: number;
   /** Deploy: how long a drop of more than half the targeted clusters is held. */
   dropHoldMs: number;
+  /** Interconnect: how often edges are polled while links or bindings are pending. */
+  edgePollMs: number;
+  /** Interconnect: how often edges are checked when everything is up. */
+  edgeResyncMs: number;
+  /** Interconnect: the expirationWindow of AccessGrants (a Go duration). */
+  grantExpiration: string;
 }
 
 export const usage = `usage: outpost-operator --controllers=NAME[,NAME…] [options]
@@ -48,7 +54,14 @@ deploy:
                                   counts as offline, not failed (default: 30m; Fleet agents
                                   check in every 15m by default)
   --drop-hold=DURATION            when the targeted clusters drop by more than half at once,
-                                  keep the old targets until the drop lasts this long (default: 5m)`;
+                                  keep the old targets until the drop lasts this long (default: 5m)
+
+interconnect:
+  --edge-poll=DURATION            how often edge clusters are polled while links or services
+                                  are being set up (default: 5s)
+  --edge-resync=DURATION          how often they are checked when everything is up; a dropped
+                                  link shows within this time (default: 60s)
+  --grant-expiration=DURATION     how long an AccessGrant can be redeemed (default: 30m)`;
 
 /** "1.5s", "500ms", "2m", "1h" → milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -77,6 +90,9 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
       "scan-mode": { type: "string", default: "enforce" },
       "offline-after": { type: "string", default: "30m" },
       "drop-hold": { type: "string", default: "5m" },
+      "edge-poll": { type: "string", default: "5s" },
+      "edge-resync": { type: "string", default: "60s" },
+      "grant-expiration": { type: "string", default: "30m" },
     },
     strict: true,
   });
@@ -123,5 +139,9 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
     scanMode,
     offlineAfterMs: parseDuration(values["offline-after"], "offline-after"),
     dropHoldMs: parseDuration(values["drop-hold"], "drop-hold"),
+    edgePollMs: parseDuration(values["edge-poll"], "edge-poll"),
+    edgeResyncMs: parseDuration(values["edge-resync"], "edge-resync"),
+    // Checked here, passed on as Skupper reads it (a Go duration such as 30m or 1h).
+    grantExpiration: `${parseDuration(values["grant-expiration"], "grant-expiration") / 1000}s`,
   };
 }

@@ -1,6 +1,7 @@
 // The controllers `outpost-operator --controllers=…` can run, by name.
 import { registerCatalog } from "./catalog/index.ts";
 import { registerDeploy } from "./deploy/index.ts";
+import { registerInterconnect } from "./interconnect/index.ts";
 import { registerTenancy } from "./tenancy/index.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { Manager } from "./runtime/manager.ts";
@@ -11,6 +12,13 @@ export const registry: Record<string, (manager: Manager, options: OperatorOption
   },
   deploy: (manager, options) => {
     registerDeploy(manager, { offlineAfterMs: options.offlineAfterMs, dropHoldMs: options.dropHoldMs });
+  },
+  interconnect: (manager, options) => {
+    registerInterconnect(manager, {
+      pendingPollMs: options.edgePollMs,
+      readyPollMs: options.edgeResyncMs,
+      grantExpiration: options.grantExpiration,
+    });
   },
   tenancy: (manager, options) => {
     registerTenancy(manager, { systemNamespace: options.leaderElectionNamespace });

@@ -115,6 +115,33 @@ export interface NetworkService {
      */
     listeners?: number;
     /**
+     * Member clusters that run the application and get a Connector.
+     */
+    providers?: number;
+    /**
+     * Member clusters that get a Listener.
+     */
+    consumers?: number;
+    /**
+     * The first clusters where the Connector or Listener is not ready (at most 20).
+     *
+     * Items: A cluster where the service is not bound yet.
+     */
+    clusters?: {
+      /**
+       * The cluster's name.
+       */
+      name?: string;
+      /**
+       * connector (the application runs there) or listener (it consumes the service).
+       */
+      role?: string;
+      /**
+       * What is wrong there, or what it waits for.
+       */
+      message?: string;
+    }[];
+    /**
      * The routing key in use.
      */
     routingKey?: string;

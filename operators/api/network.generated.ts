@@ -93,6 +93,10 @@ export interface Network {
       };
     };
     /**
+     * How sites that accept links (every member of a mesh, the hubs of hub-and-spoke) are reached from the others: a Skupper link access type enabled in the edge clusters' Skupper controller, such as default (the controller's default type), loadbalancer, nodeport, route, ingress or ingress-nginx. Use nodeport or ingress where no load balancer exists. Sites that only initiate links get none.
+     */
+    linkAccess?: string;
+    /**
      * The namespace on each member where the Skupper site lives. Default outpost-network-<name>.
      */
     namespace?: string;
@@ -133,6 +137,10 @@ export interface Network {
        * Members the operator cannot reach.
        */
       unreachable?: number;
+      /**
+       * Ready Skupper Connectors and Listeners over all members (NetworkServices bound there).
+       */
+      servicesBound?: number;
     };
     /**
      * The first members with a problem (at most 20).
@@ -161,10 +169,24 @@ export interface Network {
        */
       linksFailed?: number;
       /**
+       * Its ready Skupper Connectors and Listeners.
+       */
+      servicesBound?: number;
+      /**
+       * Whether the operator could not reach its API server.
+       */
+      unreachable?: boolean;
+      /**
        * What is wrong there.
        */
       message?: string;
     }[];
+    /**
+     * Clusters holding this network's site namespace. The operator removes the namespace there when a cluster leaves or the Network is deleted, also from clusters that were unreachable at the time, once they answer again.
+     *
+     * Items: A cluster's name.
+     */
+    provisioned?: string[];
     /**
      * The metadata.generation this status describes. When it is lower than metadata.generation, the operator has not processed the latest spec yet.
      */

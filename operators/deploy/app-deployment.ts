@@ -657,6 +657,7 @@ function sameGitRepo(have: GitRepo, want: GitRepo): boolean {
       want.spec,
     ) &&
     Object.entries(want.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) &&
+    Object.entries(want.metadata.annotations ?? {}).every(([k, v]) => have.metadata.annotations?.[k] === v) &&
     (have.metadata.ownerReferences ?? []).some(
       (o) => o.controller && o.uid === want.metadata.ownerReferences?.[0]?.uid,
     )

@@ -28,6 +28,8 @@ export const ControllerRevisionResource: ResourceType = {
 /** Labels on everything the deployment operator creates, and on Fleet's Bundles (fleet.yaml labels). */
 export const deploymentLabel = "outpost.dev/deployment";
 export const applicationLabel = "outpost.dev/application";
+/** On a GitRepo: the namespace its application is installed in on the clusters. */
+export const namespaceAnnotation = "outpost.dev/namespace";
 /** Fleet's labels on BundleDeployments (internal/cmd/controller/target/target.go). */
 export const bundleNamespaceLabel = "fleet.cattle.io/bundle-namespace";
 export const bundleNameLabel = "fleet.cattle.io/bundle-name";
@@ -78,6 +80,7 @@ export function gitRepoFor(
         [applicationLabel]: bundle.application,
         "app.kubernetes.io/managed-by": "outpost",
       },
+      annotations: { [namespaceAnnotation]: bundle.namespace },
       ownerReferences: [
         {
           apiVersion: "deploy.outpost.dev/v1alpha1",

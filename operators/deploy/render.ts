@@ -52,6 +52,8 @@ export interface RenderedBundle {
   /** Files of the folder, by name. */
   files: Record<string, string>;
   targets: GitTarget[];
+  /** The namespace the application is installed in on its clusters. */
+  namespace: string;
   /** A Secret to keep next to the GitRepo (values.yaml of secret parameters). */
   secret?: { name: string; valuesYaml: string };
   /**
@@ -289,6 +291,7 @@ export function render(input: RenderInput): RenderedBundle[] {
       bundleName: name,
       contentHash,
       path: `${depName}/${ref.name}`,
+      namespace,
       files: { "fleet.yaml": yaml(fleet), "values.yaml": valuesYaml },
       targets: gitTargets(placement?.targets ?? dep.spec.targets),
       ...(secretName ? { secret: { name: secretName, valuesYaml: secretYaml } } : {}),

@@ -115,7 +115,14 @@ export class KubeClient {
 
   constructor(
     kubeConfig: KubeConfig,
-    readonly options: { userAgent?: string; connections?: number } = {},
+    readonly options: {
+      userAgent?: string;
+      connections?: number;
+      /** Default time for a response (headers, then each body chunk). Default 60 s. */
+      requestTimeoutMs?: number;
+      /** Time to establish a connection (TCP and TLS). Default 10 s. */
+      connectTimeoutMs?: number;
+    } = {},
   ) {
     this.kubeConfig = kubeConfig;
     const cluster = kubeConfig.getCurrentCluster();
@@ -139,6 +146,7 @@ export class KubeClient {
           pipelining: 1,
           keepAliveTimeout: 30_000,
           connect: {
+            timeout: this.options.connectTimeoutMs ?? 10_000,
             ca: opts.ca,
             cert: opts.cert,
             key: opts.key,
@@ -212,8 +220,8 @@ export class KubeClient {
       },
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
       signal: options.signal,
-      headersTimeout: options.timeoutMs ?? 60_000,
-      bodyTimeout: options.timeoutMs ?? 60_000,
+      headersTimeout: options.timeoutMs ?? this.options.requestTimeoutMs ?? 60_000,
+      bodyTimeout: options.timeoutMs ?? this.options.requestTimeoutMs ?? 60_000,
     });
     const text = await res.body.text();
     if (res.statusCode >= 400) throw toApiError(res.statusCode, text, `${method} ${path}`);

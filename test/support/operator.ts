@@ -33,7 +33,11 @@ export class OperatorProcess {
     readonly port: number,
   ) {}
 
-  static async create(kubeconfig: string, controllers: string): Promise<OperatorProcess> {
+  static async create(
+    kubeconfig: string,
+    controllers: string,
+    extraArgs: string[] = [],
+  ): Promise<OperatorProcess> {
     const port = await freePort();
     return new OperatorProcess(
       [
@@ -42,6 +46,7 @@ export class OperatorProcess {
         "--leader-elect=false",
         `--metrics-bind-address=127.0.0.1:${port}`,
         "--log-level=warn",
+        ...extraArgs,
       ],
       port,
     );
