@@ -41,6 +41,7 @@ import {
   type Link,
   type Site,
 } from "./skupper.ts";
+import { nextLinkStep } from "./link.ts";
 import { networkHealth, type LinkObservation, type MemberObservation } from "./status.ts";
 import {
   edgeLabels,
@@ -330,107 +331,53 @@ export class NetworkReconciler {
     const { network, namespace } = pass;
     const token = tokenName(to);
     const grant = grantName(from);
-    const links = a.links.filter((l) => isLinkOfToken(l.metadata.name ?? "", token));
-    const theToken = a.tokens.get(token);
-    const theGrant = b.grants.get(grant);
-
-    // Up: whatever happened before, a ready Link is the goal.
-    if (links.some((l) => skupperReady(l))) return result("connected");
-    if (links.length > 0) {
-      const err = links.map((l) => skupperError(l)).find(Boolean);
-      return err ? result("failed", `link: ${err}`) : result("pending", "link is connecting");
-    }
-    if (theToken?.status?.redeemed) {
-      // Redeemed, but its Link is gone (deleted by hand?): start over with a new grant.
-      await this.deleteLinkObjects(a.client, namespace, token, a.links);
-      await b.client.delete(AccessGrantResource, grant, namespace);
-      pass.changed = true;
-      return result("pending", "the link went missing after redemption; issuing a new access grant");
-    }
-
-    // The accepting site must be ready to accept links.
-    const site = b.site;
-    if (!skupperReady(site) || !(site?.status?.endpoints ?? []).length) {
-      const err = skupperError(site);
-      return err
-        ? result("failed", `site on ${to}: ${err}`)
-        : result(
-            "pending",
-            `waiting for the site on ${to} to accept links${site?.status?.message ? ` (${site.status.message})` : ""}`,
-          );
-    }
-
-    if (!theGrant) {
-      await createOrExisting(b.client, AccessGrantResource, {
-        metadata: {
-          name: grant,
-          namespace,
-          labels: edgeLabels(network),
-          annotations: {
-            [networkAnnotation]: `${network.metadata.namespace ?? ""}/${network.metadata.name ?? ""}`,
-          },
-        },
-        spec: { redemptionsAllowed: 1, expirationWindow: this.options.grantExpiration },
-      });
-      pass.changed = true;
-      return result("pending", `issuing an access grant on ${to}`);
-    }
-    const gs = theGrant.status;
-    const expired = gs?.expirationTime !== undefined && Date.parse(gs.expirationTime) <= Date.now();
-    const usedUp = (gs?.redemptions ?? 0) >= Math.max(1, theGrant.spec.redemptionsAllowed ?? 1);
-
-    if (theToken) {
-      const err = skupperError(theToken);
-      if (gs?.url && theToken.spec.url !== gs.url) {
-        // The grant was issued again: this token points at the old one.
-        await a.client.delete(AccessTokenResource, token, namespace);
-        pass.changed = true;
-        return result("pending", "replacing an access token of an earlier grant");
-      }
-      if (err && (expired || usedUp || /\b404\b|no such/i.test(err))) {
-        await a.client.delete(AccessTokenResource, token, namespace);
-        await b.client.delete(AccessGrantResource, grant, namespace);
-        pass.changed = true;
-        return result("pending", `access grant could not be redeemed (${err}); issuing a new one`);
-      }
-      if (err) return result("failed", `redeeming the access token on ${from}: ${err}`);
-      if (expired) {
-        await a.client.delete(AccessTokenResource, token, namespace);
-        await b.client.delete(AccessGrantResource, grant, namespace);
-        pass.changed = true;
-        return result("pending", "access grant expired before redemption; issuing a new one");
-      }
-      return result("pending", `redeeming the access token on ${from}`);
-    }
-
-    if (expired || usedUp) {
-      await b.client.delete(AccessGrantResource, grant, namespace);
-      pass.changed = true;
-      return result(
-        "pending",
-        `access grant on ${to} ${expired ? "expired" : "was used"}; issuing a new one`,
-      );
-    }
-    if (!skupperReady(theGrant) || !gs?.url || !gs.code || !gs.ca) {
-      const err = skupperError(theGrant);
-      return err
-        ? result("failed", `access grant on ${to}: ${err}`)
-        : result("pending", `waiting for Skupper to process the access grant on ${to}`);
-    }
-    await createOrExisting(a.client, AccessTokenResource, {
-      metadata: {
-        name: token,
-        namespace,
-        labels: edgeLabels(network),
-        annotations: {
-          [networkAnnotation]: `${network.metadata.namespace ?? ""}/${network.metadata.name ?? ""}`,
-          "interconnect.outpost.dev/grant-uid": theGrant.metadata.uid ?? "",
-        },
-      },
-      spec: { url: gs.url, code: gs.code, ca: gs.ca },
+    const step = nextLinkStep({
+      from,
+      to,
+      links: a.links.filter((l) => isLinkOfToken(l.metadata.name ?? "", token)),
+      token: a.tokens.get(token),
+      grant: b.grants.get(grant),
+      site: b.site,
+      now: new Date(),
     });
-    pass.changed = true;
-    return result("pending", `access token created on ${from}`);
+    const metadata = (name: string, extra: Record<string, string> = {}): KubeObject["metadata"] => ({
+      name,
+      namespace,
+      labels: edgeLabels(network),
+      annotations: {
+        [networkAnnotation]: `${network.metadata.namespace ?? ""}/${network.metadata.name ?? ""}`,
+        ...extra,
+      },
+    });
+    const action = step.action;
+    switch (action.kind) {
+      case "none":
+        break;
+      case "createGrant":
+        await createOrExisting(b.client, AccessGrantResource, {
+          metadata: metadata(grant),
+          spec: { redemptionsAllowed: 1, expirationWindow: this.options.grantExpiration },
+        });
+        break;
+      case "createToken":
+        await createOrExisting(a.client, AccessTokenResource, {
+          metadata: metadata(token, { "interconnect.outpost.dev/grant-uid": action.grantUid }),
+          spec: { url: action.url, code: action.code, ca: action.ca },
+        });
+        break;
+      case "deleteToken":
+        await a.client.delete(AccessTokenResource, token, namespace);
+        break;
+      case "deleteGrant":
+        await b.client.delete(AccessGrantResource, grant, namespace);
+        break;
+      case "restart":
+        await this.deleteLinkObjects(a.client, namespace, token, a.links);
+        await b.client.delete(AccessGrantResource, grant, namespace);
+        break;
+    }
+    if (action.kind !== "none") pass.changed = true;
+    return result(step.state, step.message);
   }
 
   /** Removes a token and what Skupper made of it: its Links and their credentials Secret. */

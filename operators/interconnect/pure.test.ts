@@ -8,7 +8,9 @@ import type { Network } from "../api/network.generated.ts";
 import { isConnectionError } from "../edge/edge-clusters.ts";
 import { ApiError } from "../runtime/client.ts";
 import { exportedServices } from "./exports.ts";
+import { nextLinkStep } from "./link.ts";
 import { routingKeyOf, routingKeyOwner, selectorString } from "./network-service.ts";
+import type { AccessGrant, AccessToken, Link, Site } from "./skupper.ts";
 import { networkHealth, type MemberObservation } from "./status.ts";
 import { isLinkOfToken, planTopology, siteNamespace, tokenName } from "./topology.ts";
 
@@ -231,5 +233,129 @@ describe("edge errors", () => {
     assert.equal(isConnectionError(wrapped), true);
     assert.equal(isConnectionError(new ApiError(503, "unavailable", "GET /")), false);
     assert.equal(isConnectionError(new TypeError("x is undefined")), false);
+  });
+});
+
+describe("the next step of a link", () => {
+  const now = new Date("2026-11-22T10:00:00Z");
+  const readyStatus = { status: "Ready", conditions: [{ type: "Ready", status: "True" }] };
+  const site: Site = {
+    metadata: { name: "central" },
+    spec: { linkAccess: "default" },
+    status: { ...readyStatus, endpoints: [{ name: "inter-router", host: "h", port: "55671" }] },
+  };
+  const grant = (status: Partial<NonNullable<AccessGrant["status"]>> = {}): AccessGrant => ({
+    metadata: { name: "outpost-from-store-1", uid: "g1" },
+    spec: { redemptionsAllowed: 1, expirationWindow: "30m" },
+    status: {
+      ...readyStatus,
+      url: "https://grants/g1",
+      code: "c0de",
+      ca: "PEM",
+      redemptions: 0,
+      expirationTime: "2026-11-22T10:30:00Z",
+      ...status,
+    },
+  });
+  const token = (
+    status: NonNullable<AccessToken["status"]> = {},
+    url = "https://grants/g1",
+  ): AccessToken => ({
+    metadata: { name: "outpost-to-central" },
+    spec: { url, code: "c0de", ca: "PEM" },
+    status,
+  });
+  const link = (status: NonNullable<Link["status"]>): Link => ({
+    metadata: { name: "outpost-to-central" },
+    spec: {},
+    status,
+  });
+  const step = (input: Partial<Parameters<typeof nextLinkStep>[0]>) =>
+    nextLinkStep({ from: "store-1", to: "central", links: [], site, now, ...input });
+
+  it("goes grant → token → link", () => {
+    assert.deepEqual(step({}).action, { kind: "createGrant" });
+    assert.equal(
+      step({ grant: grant({ url: undefined, status: "Pending", conditions: [] }) }).action.kind,
+      "none",
+    );
+    assert.deepEqual(step({ grant: grant() }).action, {
+      kind: "createToken",
+      url: "https://grants/g1",
+      code: "c0de",
+      ca: "PEM",
+      grantUid: "g1",
+    });
+    const redeeming = step({ grant: grant(), token: token() });
+    assert.deepEqual([redeeming.state, redeeming.action.kind], ["pending", "none"]);
+    const up = step({
+      grant: grant({ redemptions: 1 }),
+      token: token({ redeemed: true }),
+      links: [link(readyStatus)],
+    });
+    assert.deepEqual([up.state, up.action.kind], ["connected", "none"]);
+  });
+
+  it("waits for the accepting site, and fails with its error", () => {
+    const waiting = step({ site: { ...site, status: { status: "Pending", message: "Pending" } } });
+    assert.deepEqual([waiting.state, waiting.action.kind], ["pending", "none"]);
+    assert.match(waiting.message ?? "", /waiting for the site on central to accept links \(Pending\)/);
+    const failed = step({
+      site: { ...site, status: { status: "Error", message: "Unsupported value for LinkAccess: x" } },
+    });
+    assert.equal(failed.state, "failed");
+    assert.match(failed.message ?? "", /Unsupported value for LinkAccess/);
+  });
+
+  it("replaces a grant that expired or was used before any token was made", () => {
+    assert.deepEqual(step({ grant: grant({ expirationTime: "2026-11-22T09:59:59Z" }) }).action, {
+      kind: "deleteGrant",
+    });
+    assert.deepEqual(step({ grant: grant({ redemptions: 1 }) }).action, { kind: "deleteGrant" });
+  });
+
+  it("starts over when a token cannot be redeemed any more, or its grant expired first", () => {
+    const used = token({
+      status: "Error",
+      message: "Controller got failed response: 404 (Not Found) No such access granted",
+    });
+    assert.deepEqual(step({ grant: grant({ redemptions: 1 }), token: used }).action, { kind: "restart" });
+    const expired = step({ grant: grant({ expirationTime: "2026-11-22T09:00:00Z" }), token: token() });
+    assert.deepEqual(
+      [expired.action.kind, expired.message],
+      ["restart", "access grant expired before redemption; issuing a new one"],
+    );
+  });
+
+  it("reports other redemption errors as failed and leaves them to Skupper's retries", () => {
+    const refused = token({
+      status: "Error",
+      message: 'Controller got error: Post "https://grants/g1": dial tcp: connection refused',
+    });
+    const s = step({ grant: grant(), token: refused });
+    assert.deepEqual([s.state, s.action.kind], ["failed", "none"]);
+    assert.match(s.message ?? "", /redeeming the access token on store-1: .*connection refused/);
+  });
+
+  it("drops a token of an earlier grant, and starts over when a redeemed token's link is gone", () => {
+    assert.deepEqual(step({ grant: grant(), token: token({}, "https://grants/old") }).action, {
+      kind: "deleteToken",
+    });
+    assert.deepEqual(step({ grant: grant({ redemptions: 1 }), token: token({ redeemed: true }) }).action, {
+      kind: "restart",
+    });
+  });
+
+  it("reports a link that is not up with its message", () => {
+    const connecting = step({
+      token: token({ redeemed: true }),
+      links: [link({ status: "Pending", message: "Not operational" })],
+    });
+    assert.deepEqual([connecting.state, connecting.action.kind], ["pending", "none"]);
+    const failed = step({
+      token: token({ redeemed: true }),
+      links: [link({ status: "Error", message: 'TLS credentials secret "x" not found' })],
+    });
+    assert.equal(failed.state, "failed");
   });
 });
