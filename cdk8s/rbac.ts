@@ -103,6 +103,7 @@ export const operators: Record<string, OperatorAccess> = {
       ...own("ops.outpost.dev", ["resourceactions"]),
       { apiGroups: ["ops.outpost.dev"], resources: ["resourceactions"], verbs: ["delete"] },
       { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
+      { apiGroups: ["fleet.cattle.io"], resources: ["gitrepos"], verbs: read },
       fleetRead,
     ],
     project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
@@ -253,6 +254,22 @@ export const edgeRules: Rule[] = [
     ],
     verbs: ["get", "list", "create", "patch", "delete"],
   },
-  { apiGroups: [""], resources: ["services", "pods"], verbs: ["get", "list"] },
+  { apiGroups: [""], resources: ["services"], verbs: ["get", "list"] },
+  // ResourceActions: restart (delete) pods, roll workloads, start/stop/restart VMs, delete.
+  { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "delete"] },
+  {
+    apiGroups: ["apps"],
+    resources: ["deployments", "statefulsets", "daemonsets"],
+    verbs: ["get", "list", "patch", "delete"],
+  },
+  { apiGroups: ["apps"], resources: ["replicasets"], verbs: ["get", "list"] },
+  { apiGroups: ["batch"], resources: ["jobs", "cronjobs"], verbs: ["get"] },
+  { apiGroups: ["kubevirt.io"], resources: ["virtualmachines"], verbs: ["get", "list", "delete"] },
+  { apiGroups: ["kubevirt.io"], resources: ["virtualmachineinstances"], verbs: ["get", "list"] },
+  {
+    apiGroups: ["subresources.kubevirt.io"],
+    resources: ["virtualmachines/start", "virtualmachines/stop", "virtualmachines/restart"],
+    verbs: ["update"],
+  },
   { apiGroups: [""], resources: ["secrets"], verbs: ["delete"] },
 ];

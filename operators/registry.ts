@@ -2,6 +2,7 @@
 import { registerCatalog } from "./catalog/index.ts";
 import { registerDeploy } from "./deploy/index.ts";
 import { registerInterconnect } from "./interconnect/index.ts";
+import { registerOps } from "./ops/index.ts";
 import { registerTenancy } from "./tenancy/index.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { Manager } from "./runtime/manager.ts";
@@ -19,6 +20,9 @@ export const registry: Record<string, (manager: Manager, options: OperatorOption
       readyPollMs: options.edgeResyncMs,
       grantExpiration: options.grantExpiration,
     });
+  },
+  ops: (manager) => {
+    registerOps(manager);
   },
   tenancy: (manager, options) => {
     registerTenancy(manager, { systemNamespace: options.leaderElectionNamespace });

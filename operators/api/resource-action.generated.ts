@@ -78,6 +78,10 @@ export interface ResourceAction {
      */
     message?: string;
     /**
+     * The target's uid when the action started; the action applies to that object only (a pod recreated under the same name is not deleted again).
+     */
+    targetUID?: string;
+    /**
      * The metadata.generation this status describes. When it is lower than metadata.generation, the operator has not processed the latest spec yet.
      */
     observedGeneration?: number;

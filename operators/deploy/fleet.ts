@@ -30,6 +30,8 @@ export const deploymentLabel = "outpost.dev/deployment";
 export const applicationLabel = "outpost.dev/application";
 /** On a GitRepo: the namespace its application is installed in on the clusters. */
 export const namespaceAnnotation = "outpost.dev/namespace";
+/** On a GitRepo: the Helm release name its application is installed as. */
+export const releaseAnnotation = "outpost.dev/release";
 /** Fleet's labels on BundleDeployments (internal/cmd/controller/target/target.go). */
 export const bundleNamespaceLabel = "fleet.cattle.io/bundle-namespace";
 export const bundleNameLabel = "fleet.cattle.io/bundle-name";
@@ -80,7 +82,7 @@ export function gitRepoFor(
         [applicationLabel]: bundle.application,
         "app.kubernetes.io/managed-by": "outpost",
       },
-      annotations: { [namespaceAnnotation]: bundle.namespace },
+      annotations: { [namespaceAnnotation]: bundle.namespace, [releaseAnnotation]: bundle.releaseName },
       ownerReferences: [
         {
           apiVersion: "deploy.outpost.dev/v1alpha1",

@@ -54,6 +54,8 @@ export interface RenderedBundle {
   targets: GitTarget[];
   /** The namespace the application is installed in on its clusters. */
   namespace: string;
+  /** The Helm release name it is installed as. */
+  releaseName: string;
   /** A Secret to keep next to the GitRepo (values.yaml of secret parameters). */
   secret?: { name: string; valuesYaml: string };
   /**
@@ -208,6 +210,7 @@ export function render(input: RenderInput): RenderedBundle[] {
     values = mergeValues(values, placement?.values ?? {});
 
     const name = bundleName(ref.name);
+    const releaseName = dnsName(ref.name);
     const namespace = placement?.namespace ?? pkg.spec.defaultNamespaces?.[ref.name] ?? depName;
     const secretName =
       Object.keys(secretValues).length > 0 ? dnsName(`${name}-secret-values`, 253) : undefined;
@@ -223,7 +226,7 @@ export function render(input: RenderInput): RenderedBundle[] {
       helm: {
         ...chartRef(registry, app.spec.chart.name),
         version: app.spec.chart.version,
-        releaseName: dnsName(ref.name),
+        releaseName,
         valuesFiles: ["values.yaml"],
         ...(secretName ? { valuesFrom: [{ secretKeyRef: { name: secretName, key: "values.yaml" } }] } : {}),
       },
@@ -292,6 +295,7 @@ export function render(input: RenderInput): RenderedBundle[] {
       contentHash,
       path: `${depName}/${ref.name}`,
       namespace,
+      releaseName,
       files: { "fleet.yaml": yaml(fleet), "values.yaml": valuesYaml },
       targets: gitTargets(placement?.targets ?? dep.spec.targets),
       ...(secretName ? { secret: { name: secretName, valuesYaml: secretYaml } } : {}),
