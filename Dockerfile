@@ -1,4 +1,5 @@
-# The Outpost image: `outpost-operator` (see config/operators.yaml). Build it with
+# The Outpost image: `outpost-operator` and `outpost-service-proxy` (see
+# config/operators.yaml). Build it with
 #   docker build -t ghcr.io/outpost-dev/outpost:0.1.0 .
 FROM node:24-slim AS deps
 WORKDIR /app

@@ -209,7 +209,80 @@ function operatorsChart(app: App): Chart {
       ports: [{ name: "metrics", port: metricsPort, targetPort: metricsPort }],
     });
   }
+  serviceProxyDeployment(chart);
   return chart;
+}
+
+const proxyPort = 8443;
+
+/**
+ * The service proxy: stateless, so several replicas serve at once (no leader election).
+ * It speaks plain HTTP on 8443; put it behind an Ingress or Gateway that terminates TLS
+ * (its session cookie is marked Secure).
+ */
+function serviceProxyDeployment(chart: Chart): void {
+  const name = "outpost-service-proxy";
+  const appLabels = {
+    ...labels,
+    "app.kubernetes.io/name": name,
+    "app.kubernetes.io/component": "service-proxy",
+  };
+  const deployment = new kplus.Deployment(chart, "deploy-service-proxy", {
+    metadata: {
+      name,
+      namespace,
+      labels: appLabels,
+      annotations: { "outpost.dev/description": serviceProxy.description },
+    },
+    replicas: 2,
+    serviceAccount: kplus.ServiceAccount.fromServiceAccountName(chart, "sa-ref-service-proxy", name, {
+      namespaceName: namespace,
+    }),
+    automountServiceAccountToken: true,
+    select: false,
+    podMetadata: { labels: appLabels },
+    securityContext: { ensureNonRoot: true, user: 65532, group: 65532 },
+    containers: [
+      {
+        name: "proxy",
+        image,
+        imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+        command: ["node", "--import", "tsx", "operators/proxy/main.ts"],
+        args: [`--bind-address=:${proxyPort}`],
+        ports: [{ name: "http", number: proxyPort }],
+        liveness: kplus.Probe.fromHttpGet("/healthz", {
+          port: proxyPort,
+          periodSeconds: Duration.seconds(20),
+        }),
+        readiness: kplus.Probe.fromHttpGet("/readyz", {
+          port: proxyPort,
+          periodSeconds: Duration.seconds(10),
+        }),
+        resources: {
+          cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(2000) },
+          memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },
+        },
+        volumeMounts: [
+          { path: "/tmp", volume: kplus.Volume.fromEmptyDir(chart, "tmp-service-proxy", "tmp") },
+        ],
+        securityContext: {
+          ensureNonRoot: true,
+          user: 65532,
+          group: 65532,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: [kplus.Capability.ALL] },
+          seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+        },
+      },
+    ],
+  });
+  deployment.select(kplus.LabelSelector.of({ labels: { "app.kubernetes.io/name": name } }));
+  new kplus.Service(chart, "svc-service-proxy", {
+    metadata: { name, namespace, labels: appLabels },
+    selector: kplus.Pods.select(chart, "pods-service-proxy", { labels: { "app.kubernetes.io/name": name } }),
+    ports: [{ name: "http", port: 80, targetPort: proxyPort }],
+  });
 }
 
 /**

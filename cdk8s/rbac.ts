@@ -158,6 +158,7 @@ export const serviceProxy: OperatorAccess = {
     { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
     { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: read },
     { apiGroups: ["catalog.outpost.dev"], resources: ["applications", "deploymentpackages"], verbs: read },
+    { apiGroups: ["fleet.cattle.io"], resources: ["gitrepos"], verbs: read },
     fleetRead,
   ],
   project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
@@ -255,6 +256,8 @@ export const edgeRules: Rule[] = [
     verbs: ["get", "list", "create", "patch", "delete"],
   },
   { apiGroups: [""], resources: ["services"], verbs: ["get", "list"] },
+  // The service proxy: the edge API server's proxy to Services (verbs by HTTP method).
+  { apiGroups: [""], resources: ["services/proxy"], verbs: ["get", "create", "update", "patch", "delete"] },
   // ResourceActions: restart (delete) pods, roll workloads, start/stop/restart VMs, delete.
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "delete"] },
   {

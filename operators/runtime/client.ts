@@ -110,6 +110,8 @@ export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly server: string;
   private dispatcher: Dispatcher | undefined;
+  private http1: Dispatcher | undefined;
+  private connect: Agent.Options["connect"];
   private headers: Record<string, string> = {};
   private headersAt = 0;
 
@@ -141,17 +143,18 @@ export class KubeClient {
         // Reuse the TLS settings client-node derived, in one pooled agent of our own.
         const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean } = {};
         await this.kubeConfig.applyToHTTPSOptions(opts);
+        this.connect = {
+          timeout: this.options.connectTimeoutMs ?? 10_000,
+          ca: opts.ca,
+          cert: opts.cert,
+          key: opts.key,
+          rejectUnauthorized: opts.rejectUnauthorized ?? true,
+        };
         this.dispatcher = new Agent({
           connections: this.options.connections ?? 16,
           pipelining: 1,
           keepAliveTimeout: 30_000,
-          connect: {
-            timeout: this.options.connectTimeoutMs ?? 10_000,
-            ca: opts.ca,
-            cert: opts.cert,
-            key: opts.key,
-            rejectUnauthorized: opts.rejectUnauthorized ?? true,
-          },
+          connect: this.connect,
         });
       }
       this.headersAt = now;
@@ -159,10 +162,37 @@ export class KubeClient {
     return { headers: this.headers, dispatcher: this.dispatcher };
   }
 
+  /**
+   * What a proxy needs to send its own requests to this API server: the origin, the
+   * authentication headers and the pooled, TLS-configured dispatcher.
+   */
+  async transport(): Promise<{ origin: string; headers: Record<string, string>; dispatcher: Dispatcher }> {
+    const { headers, dispatcher } = await this.auth();
+    if (!dispatcher) throw new Error("no dispatcher");
+    return { origin: this.server, headers, dispatcher };
+  }
+
+  /**
+   * Like transport(), with a dispatcher that speaks HTTP/1.1 only: an upgrade (WebSocket)
+   * needs it, since the API server does not offer HTTP/2's extended CONNECT.
+   */
+  async upgradeTransport(): Promise<{
+    origin: string;
+    headers: Record<string, string>;
+    dispatcher: Dispatcher;
+  }> {
+    const { headers } = await this.auth();
+    this.http1 ??= new Agent({ allowH2: false, keepAliveTimeout: 30_000, connect: this.connect });
+    return { origin: this.server, headers, dispatcher: this.http1 };
+  }
+
   /** Closes pooled connections; requests still open after `graceMs` (watches) are cut. */
   async close(graceMs = 2000): Promise<void> {
     const dispatcher = this.dispatcher;
     this.dispatcher = undefined;
+    const http1 = this.http1;
+    this.http1 = undefined;
+    if (http1) void http1.destroy();
     this.headersAt = 0;
     if (!dispatcher) return;
     const closed = dispatcher.close().then(() => true);

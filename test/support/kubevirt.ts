@@ -14,7 +14,6 @@
 // aggregator, like the service proxy, does not proxy to loopback), through a Service
 // without selector and its Endpoints: all traffic stays on this machine.
 import { createServer, type Server } from "node:https";
-import { networkInterfaces } from "node:os";
 import type { AddressInfo } from "node:net";
 import { stringify } from "yaml";
 import { loadAllYaml, type V1CustomResourceDefinition } from "@kubernetes/client-node";
@@ -22,6 +21,7 @@ import { KubeClient, type KubeObject, type ResourceType } from "../../operators/
 import { kubeConfigFromFile, installCRDs, type Cluster } from "../controlplane/index.ts";
 import { createCertificateAuthority } from "../controlplane/pki.ts";
 import { eventually } from "./controlplane.ts";
+import { hostAddress } from "./host-address.ts";
 
 export const VirtualMachineResource: ResourceType = {
   group: "kubevirt.io",
@@ -38,18 +38,6 @@ const apiServiceResource: ResourceType = {
   plural: "apiservices",
   namespaced: false,
 };
-
-/** This machine's first IPv4 address that is neither loopback nor link-local. */
-export function hostAddress(): string {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      if (a.family === "IPv4" && !a.internal && !a.address.startsWith("169.254.")) return a.address;
-    }
-  }
-  throw new Error(
-    "this machine has no IPv4 address besides loopback; the API server's proxy refuses loopback backends",
-  );
-}
 
 export interface KubevirtCall {
   verb: "start" | "stop" | "restart";

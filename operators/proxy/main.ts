@@ -1,0 +1,71 @@
+// outpost-service-proxy: the HTTP and WebSocket proxy to web UIs and APIs on edge
+// clusters (see server.ts), as a process of its own.
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubeClient } from "../runtime/client.ts";
+import { createLogger } from "../runtime/manager.ts";
+import { ServiceProxy } from "./server.ts";
+
+const usage = `usage: outpost-service-proxy [options]
+
+  --kubeconfig=PATH        kubeconfig of the management cluster (default: in-cluster, then $KUBECONFIG)
+  --bind-address=ADDR      host:port to serve on (default: :8443)
+  --rate=N                 requests a second per user (default: 50)
+  --burst=N                requests a user may send at once (default: 100)
+  --insecure-cookie        do not mark the session cookie Secure (only behind plain HTTP, for tests)
+  --log-level=LEVEL        trace, debug, info, warn, error (default: info)
+
+Routes: /<project>/<cluster>/<namespace>/<service>:<port>/<path>; POST /_login sets a
+session cookie from a token; /healthz.`;
+
+function fail(message: string): never {
+  console.error(`outpost-service-proxy: ${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+  console.log(usage);
+  process.exit(0);
+}
+let values;
+try {
+  ({ values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      kubeconfig: { type: "string" },
+      "bind-address": { type: "string", default: ":8443" },
+      rate: { type: "string", default: "50" },
+      burst: { type: "string", default: "100" },
+      "insecure-cookie": { type: "boolean", default: false },
+      "log-level": { type: "string", default: "info" },
+    },
+    strict: true,
+  }));
+} catch (err) {
+  fail(err instanceof Error ? err.message : String(err));
+}
+const bind = /^(.*):(\d+)$/.exec(values["bind-address"]);
+if (!bind) fail(`--bind-address: "${values["bind-address"]}" is not host:port`);
+const rate = Number(values.rate);
+const burst = Number(values.burst);
+if (!(rate > 0) || !(burst >= 1)) fail("--rate and --burst must be positive numbers");
+
+const kubeConfig = new KubeConfig();
+if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+else kubeConfig.loadFromDefault();
+const logger = createLogger("outpost-service-proxy", values["log-level"]);
+const proxy = new ServiceProxy({
+  management: new KubeClient(kubeConfig, { userAgent: "outpost-service-proxy" }),
+  logger,
+  rate,
+  burst,
+  secureCookie: !values["insecure-cookie"],
+});
+await proxy.listen(Number(bind[2]), bind[1] === "" || bind[1] === undefined ? "0.0.0.0" : bind[1]);
+logger.info({ port: proxy.port }, "started");
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    logger.info({ signal }, "stopping");
+    void proxy.close().then(() => process.exit(0));
+  });
+}
