@@ -25,7 +25,15 @@ describe("install manifests", () => {
         },
     );
     const deployments = docs.filter((d) => d.kind === "Deployment");
-    assert.equal(deployments.length, 5);
+    // One per operator, and the service proxy.
+    assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), [
+      "outpost-catalog",
+      "outpost-deploy",
+      "outpost-interconnect",
+      "outpost-ops",
+      "outpost-service-proxy",
+      "outpost-tenancy",
+    ]);
     for (const d of deployments) {
       for (const c of d.spec?.template?.spec?.containers ?? []) {
         const sc = c.securityContext as Record<string, unknown>;
