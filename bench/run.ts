@@ -6,6 +6,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<BenchmarkResult>
   runtime: () => import("./runtime.ts"),
   catalog: () => import("./catalog.ts"),
   deploy: () => import("./deploy.ts"),
+  proxy: () => import("./proxy.ts"),
 };
 
 const selected = process.env.BENCH ? process.env.BENCH.split(",") : Object.keys(benchmarks);

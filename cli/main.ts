@@ -20,6 +20,7 @@ import {
 } from "./deploy.ts";
 import { collectFiles } from "./files.ts";
 import { reconcileNow } from "./reconcile.ts";
+import { deploymentResources, formatResources } from "./resources.ts";
 
 const usage = `usage: kubectl outpost COMMAND [options]
 
@@ -42,6 +43,9 @@ commands:
       --to-revision=N             restore revision N instead
   diff DEP           what delivering the current spec changes, per application: files in
                      Git (secrets redacted) and clusters added or removed
+  resources DEP      the pods, workloads, VMs and services the deployment runs, read from
+                     its edge clusters (needs read access to their kubeconfig Secrets)
+      --cluster=NAME              only this cluster
   package helm CHART.tgz
                      print a draft Application and a one-app DeploymentPackage for a chart
       --registry=NAME             the Registry holding the chart (required)
@@ -87,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
       app: { type: "string" },
       comment: { type: "string" },
       "to-revision": { type: "string" },
+      cluster: { type: "string" },
     },
   });
   const output = values.output;
@@ -146,6 +151,21 @@ export async function main(argv: string[]): Promise<number> {
       await c.close();
     }
     return 0;
+  }
+  if (command === "resources") {
+    const name = positionals[0];
+    if (!name) throw new CatalogError("usage: kubectl outpost resources DEPLOYMENT [--cluster=NAME] [-n NS]");
+    const { client: c, namespace: contextNs } = client(values);
+    try {
+      const report = await deploymentResources(c, values.namespace ?? contextNs, name, {
+        cluster: values.cluster,
+        progress,
+      });
+      print(report, () => formatResources(report));
+      return report.unreachable.length > 0 ? 1 : 0;
+    } finally {
+      await c.close();
+    }
   }
   if (["status", "approve", "history", "rollback", "diff"].includes(command)) {
     const name = positionals[0];

@@ -30,6 +30,8 @@ export interface EdgeClustersOptions {
   requestTimeoutMs?: number;
   /** Time to connect to an edge API server. Default 5 s. */
   connectTimeoutMs?: number;
+  /** Connections per edge API server. Default 4 (the service proxy uses more). */
+  connections?: number;
   /** How long a cached client is used before its Secret is checked again. Default 30 s. */
   revalidateMs?: number;
   userAgent?: string;
@@ -177,7 +179,7 @@ export class EdgeClusters {
     }
     const client = new KubeClient(kc, {
       userAgent: this.options.userAgent,
-      connections: 4,
+      connections: this.options.connections ?? 4,
       requestTimeoutMs: this.options.requestTimeoutMs ?? 10_000,
       connectTimeoutMs: this.options.connectTimeoutMs ?? 5_000,
     });

@@ -124,6 +124,7 @@ export class ServiceProxy {
       fleetCluster: (ns, name) => this.informers.clusters.cache.get(`${ns}/${name}`),
       userAgent: "outpost-service-proxy",
       requestTimeoutMs: 60_000,
+      connections: 16,
     });
     this.limiter = new RateLimiter(options.rate ?? 50, options.burst ?? 100);
   }
@@ -369,10 +370,6 @@ export class ServiceProxy {
   private async forward(req: IncomingMessage, res: ServerResponse, route: Route): Promise<number> {
     const edge = await this.edges.client(route.project, route.cluster);
     const { origin, headers: auth, dispatcher } = await edge.transport();
-    const controller = new AbortController();
-    res.on("close", () => {
-      if (!res.writableFinished) controller.abort();
-    });
     const hasBody = !safeMethods.has(req.method ?? "GET") || req.headers["content-length"] !== undefined;
     let upstream;
     try {
@@ -382,7 +379,6 @@ export class ServiceProxy {
         method: req.method ?? "GET",
         headers: { ...requestHeaders(req.headers, sessionCookie), ...auth },
         body: hasBody ? req : null,
-        signal: controller.signal,
         headersTimeout: 30_000,
         bodyTimeout: 0,
       });
@@ -396,6 +392,8 @@ export class ServiceProxy {
     res.writeHead(upstream.statusCode, responseHeaders(upstream.headers, route));
     res.flushHeaders();
     try {
+      // A client that goes away ends the pipeline, which destroys the upstream body and
+      // with it the request to the edge.
       await pipeline(upstream.body, res);
     } catch {
       // The client went away, or the upstream broke mid-body: nothing more to send.

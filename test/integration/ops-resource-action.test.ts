@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import type { ResourceAction } from "../../operators/api/resource-action.generated.ts";
 import { AppDeploymentResource, ResourceActionResource } from "../../operators/api/resources.generated.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
+import { deploymentResources, formatResources } from "../../cli/resources.ts";
 import { registerOps } from "../../operators/ops/index.ts";
 import { edgeKinds, restartedAtAnnotation } from "../../operators/ops/targets.ts";
 import type { KubeClient, KubeObject } from "../../operators/runtime/client.ts";
@@ -331,6 +332,34 @@ describe("ops: ResourceActions on edge clusters", () => {
     } finally {
       await cp.restartApiServer(edges.clusters["store-1"]);
     }
+  });
+
+  it("kubectl outpost resources lists what the deployment runs, cluster by cluster", async () => {
+    const lines: string[] = [];
+    const report = await deploymentResources(client, ns, "shop", { progress: (l) => lines.push(l) });
+    assert.deepEqual(report.unreachable, []);
+    const seen = report.rows.map((r) => `${r.cluster} ${r.application} ${r.kind} ${r.namespace}/${r.name}`);
+    assert.ok(seen.includes("store-1 web Deployment shop/web"), seen.join("\n"));
+    assert.ok(seen.includes("store-1 web VirtualMachine shop/kiosk"), seen.join("\n"));
+    // Not the deployment's: another release, loose pods, a "web" on a cluster web does not run on.
+    for (const r of report.rows) {
+      assert.ok(!["stranger", "loose"].includes(r.name) && !r.name.startsWith("stranger-"), r.name);
+      assert.ok(!(r.cluster === "central" && r.name === "web"), "central's web is someone else's");
+    }
+    assert.equal(lines.length, 3, "progress per cluster");
+    assert.match(lines.at(-1) ?? "", /\(3\/3\)$/);
+    assert.match(
+      formatResources(report),
+      /^CLUSTER\s+APPLICATION\s+KIND\s+NAMESPACE\s+NAME\s+STATE\s+DETAIL/,
+    );
+    const vm = report.rows.find((r) => r.kind === "VirtualMachine");
+    assert.equal(vm?.state, "Running");
+    const one = await deploymentResources(client, ns, "shop", { cluster: "central" });
+    assert.ok(one.rows.every((r) => r.cluster === "central"));
+    await assert.rejects(
+      deploymentResources(client, ns, "shop", { cluster: "mars" }),
+      /does not run on cluster mars/,
+    );
   });
 
   it("deletes finished actions after ttlSecondsAfterFinished", async () => {
