@@ -189,6 +189,7 @@ export async function run(): Promise<BenchmarkResult> {
     proxy = spawn(
       process.execPath,
       [
+        ...(process.env.BENCH_PROXY_NODE_FLAGS ?? "").split(" ").filter(Boolean),
         "--import",
         "tsx",
         main,

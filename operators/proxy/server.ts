@@ -99,7 +99,7 @@ export class ServiceProxy {
   private server: Server | undefined;
   private readonly edges: EdgeClusters;
   private readonly limiter: RateLimiter;
-  private readonly cache = new Map<string, { at: number; value: unknown }>();
+  private readonly cache = new Map<string, { at: number; value: Promise<unknown> }>();
   private readonly informers: {
     deployments: Informer<AppDeployment>;
     packages: Informer<DeploymentPackage>;
@@ -175,15 +175,22 @@ export class ServiceProxy {
 
   // ---- the steps -------------------------------------------------------------------
 
+  /**
+   * `load()` once per `key` and `cacheMs`: concurrent callers share the call in flight (when
+   * an entry expires under load, one review goes out, not one per request); a failed load
+   * is not kept.
+   */
   private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
     const hit = this.cache.get(key);
     const ttl = this.options.cacheMs ?? 10_000;
-    if (hit && Date.now() - hit.at < ttl) return Promise.resolve(hit.value as T);
-    return load().then((value) => {
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(key, { at: Date.now(), value });
-      return value;
+    if (hit && Date.now() - hit.at < ttl) return hit.value as Promise<T>;
+    const value = load();
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(key, { at: Date.now(), value });
+    value.catch(() => {
+      if (this.cache.get(key)?.value === value) this.cache.delete(key);
     });
+    return value;
   }
 
   private tokenOf(req: IncomingMessage): string | undefined {
