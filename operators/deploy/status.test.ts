@@ -106,6 +106,28 @@ describe("aggregate", () => {
     assert.equal(phaseOf(status.summary, false), "Degraded");
   });
 
+  it("names the failing application on a cluster, not the ones waiting for it", () => {
+    const both = [
+      { ...apps[0], targets: [{ name: "s", clusterName: "store-1" }] },
+      { ...apps[1], targets: [{ name: "s", clusterName: "store-1" }] },
+    ] as typeof apps;
+    for (const order of [both, [...both].reverse()]) {
+      const status = aggregate({
+        apps: order,
+        clusters,
+        bundleDeployments: [
+          bd("shop-web", "store-1", "applied", "dependent bundle(s) are not ready: [shop-db]"),
+          bd("shop-db", "store-1", "applied", "Deployment db: ImagePullBackOff"),
+        ],
+        now,
+        offlineAfterMs: 15 * 60_000,
+      });
+      assert.deepEqual(status.clusters, [
+        { name: "store-1", state: "NotReady", message: "db: Deployment db: ImagePullBackOff" },
+      ]);
+    }
+  });
+
   it("stays small at 10,000 clusters", () => {
     const many = Array.from({ length: 10_000 }, (_, i) => cluster(`c-${i}`, { site: "store" }));
     const status = aggregate({

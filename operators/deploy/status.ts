@@ -111,6 +111,9 @@ export function targetedClusters(targets: GitTarget[], clusters: FleetCluster[])
   );
 }
 
+/** Fleet's agent message for a bundle held back by its dependsOn. */
+const waitsOnDependency = (message: string): boolean => message.includes("dependent bundle(s) are not ready");
+
 function notReadyMessage(bd: FleetBundleDeployment): string {
   const cond = bd.status?.conditions?.find((c) => c.status === "False" && c.message);
   const res = bd.status?.nonReadyStatus?.[0];
@@ -169,7 +172,14 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
         firstProblem ??= `${name}: ${notReadyMessage(bd)}`;
       }
       const prev = perCluster.get(name);
-      if (!prev || rank[state] > rank[prev.state]) perCluster.set(name, { state, message });
+      // Worst state first; among not-ready applications, the cause rather than a
+      // dependent waiting for it (Fleet's "dependent bundle(s) are not ready").
+      if (
+        !prev ||
+        rank[state] > rank[prev.state] ||
+        (state === prev.state && waitsOnDependency(prev.message) && !waitsOnDependency(message))
+      )
+        perCluster.set(name, { state, message });
     }
     applications.push({
       name: app.application,

@@ -5,7 +5,8 @@
 // For each request:
 //   1. route — parsed and checked (route.ts): nothing can leave it;
 //   2. authentication — a bearer token (or the session cookie `POST /_login` sets from
-//      one), checked with a TokenReview on the management cluster (cached 10 s);
+//      one), checked with a TokenReview on the management cluster (reused 10 s, and up to
+//      30 s while a fresh answer is fetched);
 //   3. rate limit — a token bucket per user;
 //   4. exposure — an AppDeployment of the project exports the service (Application
 //      serviceExports) and runs it in that namespace on that cluster (exposure.ts);
@@ -55,7 +56,10 @@ export interface ServiceProxyOptions {
   /** Requests a second per user, and the burst allowed. Default 50 and 100. */
   rate?: number;
   burst?: number;
-  /** How long TokenReview and SubjectAccessReview answers are reused. Default 10 s. */
+  /**
+   * How long TokenReview and SubjectAccessReview answers are reused: `cacheMs`, and up to
+   * three times that while a fresh answer is fetched. Default 10 s.
+   */
   cacheMs?: number;
   /** Set the session cookie Secure (the proxy is behind TLS). Default true. */
   secureCookie?: boolean;
@@ -99,7 +103,10 @@ export class ServiceProxy {
   private server: Server | undefined;
   private readonly edges: EdgeClusters;
   private readonly limiter: RateLimiter;
-  private readonly cache = new Map<string, { at: number; value: Promise<unknown> }>();
+  private readonly cache = new Map<
+    string,
+    { at: number; value: Promise<unknown>; settled: boolean; refreshing: boolean }
+  >();
   private readonly informers: {
     deployments: Informer<AppDeployment>;
     packages: Informer<DeploymentPackage>;
@@ -176,20 +183,48 @@ export class ServiceProxy {
   // ---- the steps -------------------------------------------------------------------
 
   /**
-   * `load()` once per `key` and `cacheMs`: concurrent callers share the call in flight (when
-   * an entry expires under load, one review goes out, not one per request); a failed load
-   * is not kept.
+   * `load()` once per `key` and `cacheMs`: concurrent callers share the call in flight.
+   * For up to twice `cacheMs` more, the last answer is still served while one call
+   * refreshes it in the background — so under load an expiring entry never holds
+   * requests up. A failed load is not kept.
    */
   private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
     const hit = this.cache.get(key);
     const ttl = this.options.cacheMs ?? 10_000;
-    if (hit && Date.now() - hit.at < ttl) return hit.value as Promise<T>;
+    const age = hit ? Date.now() - hit.at : Infinity;
+    if (hit && (age < ttl || !hit.settled)) return hit.value as Promise<T>;
+    if (hit && age < 3 * ttl) {
+      // Stale but recent: answer with it, and refresh it once for everyone.
+      if (!hit.refreshing) {
+        hit.refreshing = true;
+        load().then(
+          (v) => {
+            this.cache.set(key, {
+              at: Date.now(),
+              value: Promise.resolve(v),
+              settled: true,
+              refreshing: false,
+            });
+          },
+          () => {
+            hit.refreshing = false;
+          },
+        );
+      }
+      return hit.value as Promise<T>;
+    }
     const value = load();
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(key, { at: Date.now(), value });
-    value.catch(() => {
-      if (this.cache.get(key)?.value === value) this.cache.delete(key);
-    });
+    const entry = { at: Date.now(), value, settled: false, refreshing: false };
+    this.cache.set(key, entry);
+    value.then(
+      () => {
+        entry.settled = true;
+      },
+      () => {
+        if (this.cache.get(key) === entry) this.cache.delete(key);
+      },
+    );
     return value;
   }
 
