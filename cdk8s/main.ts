@@ -131,6 +131,17 @@ const extraArgs: Record<string, string[]> = {
   catalog: [`--clamd-address=outpost-clamd.${namespace}.svc:3310`, "--scan-mode=permissive"],
 };
 
+/** Every Outpost container: non-root, read-only root file system, no privileges. */
+const containerSecurity: kplus.ContainerSecurityContextProps = {
+  ensureNonRoot: true,
+  user: 65532,
+  group: 65532,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: [kplus.Capability.ALL] },
+  seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+};
+
 function operatorsChart(app: App): Chart {
   const chart = new Chart(app, "operators", { disableResourceNameHashes: true });
   for (const [name, access] of Object.entries(operators)) {
@@ -188,15 +199,7 @@ function operatorsChart(app: App): Chart {
           },
           // The root file system is read-only; the TypeScript loader caches in /tmp.
           volumeMounts: [{ path: "/tmp", volume: kplus.Volume.fromEmptyDir(chart, `tmp-${name}`, "tmp") }],
-          securityContext: {
-            ensureNonRoot: true,
-            user: 65532,
-            group: 65532,
-            readOnlyRootFilesystem: true,
-            allowPrivilegeEscalation: false,
-            capabilities: { drop: [kplus.Capability.ALL] },
-            seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
-          },
+          securityContext: containerSecurity,
         },
       ],
     });
@@ -272,15 +275,7 @@ function serviceProxyDeployment(chart: Chart): void {
         volumeMounts: [
           { path: "/tmp", volume: kplus.Volume.fromEmptyDir(chart, "tmp-service-proxy", "tmp") },
         ],
-        securityContext: {
-          ensureNonRoot: true,
-          user: 65532,
-          group: 65532,
-          readOnlyRootFilesystem: true,
-          allowPrivilegeEscalation: false,
-          capabilities: { drop: [kplus.Capability.ALL] },
-          seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
-        },
+        securityContext: containerSecurity,
       },
     ],
   });

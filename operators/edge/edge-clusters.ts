@@ -12,6 +12,8 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { ApiError, KubeClient, type KubeObject } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
+import type { Manager } from "../runtime/manager.ts";
+import { FleetClusterResource } from "../deploy/fleet.ts";
 
 /** The key of a kubeconfig Secret that holds the kubeconfig (Cluster API and Fleet). */
 export const kubeconfigKey = "value";
@@ -220,4 +222,25 @@ function describe(err: unknown): string {
   const code = (err as { code?: string }).code ?? (cause as { code?: string } | undefined)?.code;
   const msg = cause instanceof Error && cause.message ? cause.message : err.message;
   return code && !msg.includes(code) ? `${msg} (${code})` : msg;
+}
+
+const perManager = new WeakMap<Manager, EdgeClusters>();
+
+/**
+ * The EdgeClusters of an operator process: one per manager, so the controllers in it
+ * (interconnect, ops) share clients and Secret reads; Fleet Clusters come from the
+ * manager's informer.
+ */
+export function edgeClustersOf(manager: Manager): EdgeClusters {
+  let edges = perManager.get(manager);
+  if (!edges) {
+    const clusters = manager.informer<EdgeClusterRef>(FleetClusterResource);
+    edges = new EdgeClusters({
+      management: manager.client,
+      fleetCluster: (ns, name) => clusters.cache.get(`${ns}/${name}`),
+      userAgent: `${manager.fieldManager}/${manager.identity}`,
+    });
+    perManager.set(manager, edges);
+  }
+  return edges;
 }

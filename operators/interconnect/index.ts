@@ -14,7 +14,7 @@ import {
   NetworkServiceResource,
 } from "../api/resources.generated.ts";
 import { deploymentLabel, FleetClusterResource, GitRepoResource } from "../deploy/fleet.ts";
-import { EdgeClusters, type EdgeClusterRef } from "../edge/edge-clusters.ts";
+import { edgeClustersOf, type EdgeClusters } from "../edge/edge-clusters.ts";
 import { generationOrRequestChanged, type UpdatePredicate } from "../runtime/controller.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -29,12 +29,7 @@ const labelsChanged: UpdatePredicate<KubeObject> = (c, old) =>
   c === old || !isDeepStrictEqual(c.metadata.labels, old.metadata.labels);
 
 export function registerInterconnect(manager: Manager, options: InterconnectOptions = {}): EdgeClusters {
-  const clusters = manager.informer<EdgeClusterRef>(FleetClusterResource);
-  const edges = new EdgeClusters({
-    management: manager.client,
-    fleetCluster: (ns, name) => clusters.cache.get(`${ns}/${name}`),
-    userAgent: `${manager.fieldManager}/${manager.identity}`,
-  });
+  const edges = edgeClustersOf(manager);
   const networksIn = (ns: string): string[] =>
     manager
       .informer<Network>(NetworkResource)

@@ -8,6 +8,7 @@
 //
 // The pods are the Service's own: its selector, and the port its targetPort names, read
 // from the cluster (spec.selector overrides both, with spec.port as the pods' port).
+import { isDeepStrictEqual } from "node:util";
 import type { NetworkService } from "../api/network-service.generated.ts";
 import type { Network } from "../api/network.generated.ts";
 import { NetworkResource, NetworkServiceResource } from "../api/resources.generated.ts";
@@ -24,8 +25,9 @@ import { matches } from "../deploy/selector.ts";
 import { targetedClusters } from "../deploy/status.ts";
 import { EdgeUnreachableError, type EdgeClusterRef, type EdgeClusters } from "../edge/edge-clusters.ts";
 import { ApiError, keyOf, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
-import { removeCondition, setCondition, summarize } from "../runtime/conditions.ts";
+import { summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
+import { withUnreachable } from "./status.ts";
 import { namespacesResource, podsResource, servicesResource } from "../runtime/core.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { mapLimit } from "../runtime/pool.ts";
@@ -133,7 +135,6 @@ export class NetworkServiceReconciler {
 
     await withStatus(client, NetworkServiceResource, current, fieldManager, async (status: Status) => {
       const generation = current.metadata.generation;
-      const g = generation !== undefined ? { observedGeneration: generation } : {};
       status.lastHandledReconcileAt = current.metadata.annotations?.[requestedAtAnnotation];
       const routingKey = routingKeyOf(current);
       status.routingKey = routingKey;
@@ -225,16 +226,7 @@ export class NetworkServiceReconciler {
         .slice(0, 20)
         .map((b) => ({ name: b.cluster, role: b.role, ...(b.message ? { message: b.message } : {}) }));
       const unreachable = [...new Set(all.filter((b) => b.unreachable).map((b) => b.cluster))];
-      status.conditions =
-        unreachable.length > 0
-          ? setCondition(status.conditions, {
-              type: "Unreachable",
-              status: "True",
-              reason: "ClustersUnreachable",
-              message: `cannot reach ${unreachable.slice(0, 10).join(", ")}`,
-              ...g,
-            })
-          : removeCondition(status.conditions, "Unreachable");
+      status.conditions = withUnreachable(status.conditions, unreachable, generation);
 
       if (providers.length === 0) {
         waiting(
@@ -345,14 +337,7 @@ export class NetworkServiceReconciler {
             },
           });
         }
-        const applied = new Map<string, { status?: SkupperStatus }>();
-        for (const w of wanted) {
-          const obj = await client.apply<KubeObject & { status?: SkupperStatus }>(w.r, w.obj, {
-            fieldManager: this.manager.fieldManager,
-          });
-          applied.set(w.r.kind, obj);
-        }
-        await this.prune(client, svc, wanted);
+        const applied = await this.sync(client, svc, wanted);
         const state = (kinds: string[]): { ready: boolean; message?: string } => {
           const objs = kinds.map((k) => applied.get(k));
           if (objs.some((o) => !o)) return { ready: false };
@@ -435,28 +420,55 @@ export class NetworkServiceReconciler {
     };
   }
 
-  /** Deletes this service's Skupper objects on the cluster except `keep`. */
-  private async prune(client: KubeClient, svc: NetworkService, keep: Wanted[]): Promise<void> {
+  /**
+   * Makes this service's Skupper objects on the cluster exactly `wanted`: one list per
+   * kind finds what is there; only objects that differ are applied (an unchanged binding
+   * costs no write on each poll) and the others deleted. Returns the objects, with their
+   * status, by kind.
+   */
+  private async sync(
+    client: KubeClient,
+    svc: NetworkService,
+    wanted: Wanted[],
+  ): Promise<Map<string, KubeObject & { status?: SkupperStatus }>> {
     const selector = `${serviceLabel}=${dnsName(svc.metadata.name ?? "", 63)},${projectLabel}=${dnsName(svc.metadata.namespace ?? "", 63)}`;
-    const kept = new Set(keep.map((w) => `${w.r.kind}:${keyOf(w.obj)}`));
+    const out = new Map<string, KubeObject & { status?: SkupperStatus }>();
     for (const r of [
       ConnectorResource,
       ListenerResource,
       AttachedConnectorResource,
       AttachedConnectorBindingResource,
     ]) {
-      const found = await client.list<KubeObject>(r, { labelSelector: selector });
+      const found = await client.list<
+        KubeObject & { spec?: Record<string, unknown>; status?: SkupperStatus }
+      >(r, {
+        labelSelector: selector,
+      });
+      const want = wanted.filter((w) => w.r.kind === r.kind);
       for (const o of found.items) {
-        if (!kept.has(`${r.kind}:${keyOf(o)}`))
+        if (!want.some((w) => keyOf(w.obj) === keyOf(o))) {
           await client.delete(r, o.metadata.name ?? "", o.metadata.namespace);
+        }
+      }
+      for (const w of want) {
+        const have = found.items.find((o) => keyOf(o) === keyOf(w.obj));
+        const same =
+          have !== undefined &&
+          Object.entries(w.obj.spec).every(([k, v]) => isDeepStrictEqual(have.spec?.[k], v)) &&
+          Object.entries(w.obj.metadata.labels ?? {}).every(([k, v]) => have.metadata.labels?.[k] === v);
+        out.set(
+          r.kind,
+          same ? have : await client.apply(r, w.obj, { fieldManager: this.manager.fieldManager }),
+        );
       }
     }
+    return out;
   }
 
   /** Removes everything of this service from `cluster`; false when it cannot be reached. */
   private async unbind(svc: NetworkService, cluster: string): Promise<boolean> {
     try {
-      await this.edges.call(svc.metadata.namespace ?? "", cluster, (client) => this.prune(client, svc, []));
+      await this.edges.call(svc.metadata.namespace ?? "", cluster, (client) => this.sync(client, svc, []));
       return true;
     } catch (err) {
       if (err instanceof EdgeUnreachableError) {

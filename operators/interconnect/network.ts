@@ -19,7 +19,7 @@ import { NetworkResource } from "../api/resources.generated.ts";
 import { FleetClusterResource } from "../deploy/fleet.ts";
 import { EdgeUnreachableError, type EdgeClusterRef, type EdgeClusters } from "../edge/edge-clusters.ts";
 import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
-import { setCondition, summarize, removeCondition } from "../runtime/conditions.ts";
+import { summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import { namespacesResource, secretsResource } from "../runtime/core.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -42,7 +42,7 @@ import {
   type Site,
 } from "./skupper.ts";
 import { nextLinkStep } from "./link.ts";
-import { networkHealth, type LinkObservation, type MemberObservation } from "./status.ts";
+import { networkHealth, withUnreachable, type LinkObservation, type MemberObservation } from "./status.ts";
 import {
   edgeLabels,
   edgeSelector,
@@ -162,17 +162,7 @@ export class NetworkReconciler {
       );
       status.summary = health.summary;
       status.clusters = health.clusters;
-      const g = generation !== undefined ? { observedGeneration: generation } : {};
-      status.conditions =
-        health.unreachable.length > 0
-          ? setCondition(status.conditions, {
-              type: "Unreachable",
-              status: "True",
-              reason: "ClustersUnreachable",
-              message: `cannot reach ${health.unreachable.slice(0, 10).join(", ")}${health.unreachable.length > 10 ? ` and ${health.unreachable.length - 10} more` : ""}`,
-              ...g,
-            })
-          : removeCondition(status.conditions, "Unreachable");
+      status.conditions = withUnreachable(status.conditions, health.unreachable, generation);
       const waitingToRemove = status.provisioned.filter((c) => leaving.includes(c));
       const message =
         waitingToRemove.length > 0

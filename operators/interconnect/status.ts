@@ -1,6 +1,7 @@
 // Pure status aggregation of the interconnect operator: what the members and links of
 // a Network look like, summed up for its status, with detail capped for large fleets.
 import type { Network } from "../api/network.generated.ts";
+import { removeCondition, setCondition, type Condition } from "../runtime/conditions.ts";
 import type { PlannedLink } from "./topology.ts";
 
 export type LinkState = "connected" | "pending" | "failed";
@@ -119,4 +120,21 @@ export function networkHealth(members: MemberObservation[], links: LinkObservati
     message,
     unreachable: members.filter((m) => m.unreachable).map((m) => m.name),
   };
+}
+
+/** The Unreachable condition (True naming the clusters, or gone) for a status's conditions. */
+export function withUnreachable(
+  conditions: Condition[] | undefined,
+  clusters: string[],
+  generation: number | undefined,
+): Condition[] {
+  if (clusters.length === 0) return removeCondition(conditions, "Unreachable");
+  const more = clusters.length > 10 ? ` and ${clusters.length - 10} more` : "";
+  return setCondition(conditions, {
+    type: "Unreachable",
+    status: "True",
+    reason: "ClustersUnreachable",
+    message: `cannot reach ${clusters.slice(0, 10).join(", ")}${more}`,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  });
 }

@@ -1,7 +1,7 @@
 // The ops operator: ResourceActions on edge workloads and virtual machines.
 import { ResourceActionResource } from "../api/resources.generated.ts";
 import { FleetClusterResource, GitRepoResource } from "../deploy/fleet.ts";
-import { EdgeClusters, type EdgeClusterRef } from "../edge/edge-clusters.ts";
+import { edgeClustersOf, type EdgeClusters } from "../edge/edge-clusters.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { ResourceActionReconciler } from "./resource-action.ts";
 
@@ -11,13 +11,8 @@ export interface OpsOptions {
 }
 
 export function registerOps(manager: Manager, options: OpsOptions = {}): EdgeClusters {
-  const clusters = manager.informer<EdgeClusterRef>(FleetClusterResource);
   manager.informer(GitRepoResource);
-  const edges = new EdgeClusters({
-    management: manager.client,
-    fleetCluster: (ns, name) => clusters.cache.get(`${ns}/${name}`),
-    userAgent: `${manager.fieldManager}/${manager.identity}`,
-  });
+  const edges = edgeClustersOf(manager);
   manager
     .controller("resourceaction", { workers: 8 })
     .for(ResourceActionResource)

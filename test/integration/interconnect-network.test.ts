@@ -10,8 +10,6 @@ import type { NetworkService } from "../../operators/api/network-service.generat
 import type { Network } from "../../operators/api/network.generated.ts";
 import {
   AppDeploymentResource,
-  ApplicationResource,
-  DeploymentPackageResource,
   NetworkResource,
   NetworkServiceResource,
 } from "../../operators/api/resources.generated.ts";
@@ -39,6 +37,7 @@ import {
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import {
   shopDeployment,
+  shopExporting,
   startDeployFixture,
   waitForDeployment,
   type DeployFixture,
@@ -295,28 +294,7 @@ describe("interconnect: Networks and NetworkServices on three edge clusters", ()
 
   it("an AppDeployment naming the network exports its applications' services", async () => {
     // db 2.0.0 exports its service; package shop 2.0.0 uses it.
-    const db1 = await client.get<KubeObject & { spec: Record<string, unknown> }>(
-      ApplicationResource,
-      "db-1.0.0",
-      ns,
-    );
-    assert.ok(db1);
-    await client.create(ApplicationResource, {
-      metadata: { name: "db-2.0.0", namespace: ns },
-      spec: { ...db1.spec, version: "2.0.0", serviceExports: [{ service: "db", port: 5432 }] },
-    } as KubeObject);
-    await client.create(DeploymentPackageResource, {
-      metadata: { name: "shop-2.0.0", namespace: ns },
-      spec: {
-        name: "shop",
-        version: "2.0.0",
-        applications: [
-          { name: "web", version: "1.0.0" },
-          { name: "db", version: "2.0.0" },
-        ],
-        dependencies: [{ application: "web", requires: "db" }],
-      },
-    } as KubeObject);
+    await shopExporting(client, ns, "db", [{ service: "db", port: 5432 }]);
     await client.mergePatch(AppDeploymentResource, "shop", ns, {
       spec: { packageRef: { name: "shop", version: "2.0.0" }, networkRef: { name: "retail" } },
     });

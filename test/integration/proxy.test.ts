@@ -11,20 +11,17 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { request } from "undici";
 import WebSocket from "ws";
-import {
-  AppDeploymentResource,
-  ApplicationResource,
-  DeploymentPackageResource,
-} from "../../operators/api/resources.generated.ts";
+import { AppDeploymentResource } from "../../operators/api/resources.generated.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
 import { ServiceProxy, sessionCookie } from "../../operators/proxy/server.ts";
 import type { KubeClient, KubeObject, ResourceType } from "../../operators/runtime/client.ts";
 import { namespacesResource } from "../../operators/runtime/core.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
-import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { useControlPlane } from "../support/controlplane.ts";
 import {
   shopDeployment,
+  shopExporting,
   startDeployFixture,
   waitForDeployment,
   type DeployFixture,
@@ -127,40 +124,7 @@ describe("service proxy", () => {
     started.push(() => deploy.stop());
 
     // web 2.0.0 exports its UI; the deployment runs it on the stores in namespace shop.
-    const web1 = await client.get<KubeObject & { spec: Record<string, unknown> }>(
-      ApplicationResource,
-      "web-1.0.0",
-      ns,
-    );
-    assert.ok(web1);
-    await client.create(ApplicationResource, {
-      metadata: { name: "web-2.0.0", namespace: ns },
-      spec: {
-        ...web1.spec,
-        version: "2.0.0",
-        serviceExports: [{ service: "web-ui", port: 80, displayName: "Web UI" }],
-      },
-    } as KubeObject);
-    await client.create(DeploymentPackageResource, {
-      metadata: { name: "shop-2.0.0", namespace: ns },
-      spec: {
-        name: "shop",
-        version: "2.0.0",
-        applications: [
-          { name: "web", version: "2.0.0" },
-          { name: "db", version: "1.0.0" },
-        ],
-        dependencies: [{ application: "web", requires: "db" }],
-      },
-    } as KubeObject);
-    await eventually("package shop 2.0.0 resolved", async () => {
-      const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
-        DeploymentPackageResource,
-        "shop-2.0.0",
-        ns,
-      );
-      return p?.status?.contentDigest;
-    });
+    await shopExporting(client, ns, "web", [{ service: "web-ui", port: 80, displayName: "Web UI" }]);
     await client.create(
       AppDeploymentResource,
       shopDeployment(ns, "shop", { packageRef: { name: "shop", version: "2.0.0" } }),

@@ -154,6 +154,45 @@ export async function startDeployFixture(cp: ControlPlane, ns = "retail"): Promi
   };
 }
 
+/**
+ * Package shop 2.0.0: shop 1.0.0 with `app` at version 2.0.0, which exports `exports`
+ * (Application spec.serviceExports). Resolves once the catalog has resolved the package.
+ */
+export async function shopExporting(
+  client: KubeClient,
+  ns: string,
+  app: "web" | "db",
+  exports: { service: string; port: number; displayName?: string }[],
+): Promise<void> {
+  const v1 = await client.get<KubeObject & { spec: Record<string, unknown> }>(
+    ApplicationResource,
+    `${app}-1.0.0`,
+    ns,
+  );
+  if (!v1) throw new Error(`Application ${app}-1.0.0 is missing`);
+  await client.create(ApplicationResource, {
+    metadata: { name: `${app}-2.0.0`, namespace: ns },
+    spec: { ...v1.spec, version: "2.0.0", serviceExports: exports },
+  } as KubeObject);
+  await client.create(DeploymentPackageResource, {
+    metadata: { name: "shop-2.0.0", namespace: ns },
+    spec: {
+      name: "shop",
+      version: "2.0.0",
+      applications: ["web", "db"].map((name) => ({ name, version: name === app ? "2.0.0" : "1.0.0" })),
+      dependencies: [{ application: "web", requires: "db" }],
+    },
+  } as KubeObject);
+  await eventually("package shop 2.0.0 resolved", async () => {
+    const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
+      DeploymentPackageResource,
+      "shop-2.0.0",
+      ns,
+    );
+    return p?.status?.contentDigest;
+  });
+}
+
 /** The deployment once its status describes its current generation and satisfies `test`. */
 export function waitForDeployment(
   client: KubeClient,
