@@ -17,7 +17,7 @@ export PATH := $(PATH):$(TOOLS)/go/bin
 
 SETUP_STAMP := node_modules/.outpost-setup
 
-.PHONY: help setup build typecheck lint format test test-unit test-integration controlplane gitea demo demo-down bench clean
+.PHONY: help setup build typecheck lint lint-shell format test test-unit test-integration controlplane gitea demo demo-down bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -40,8 +40,13 @@ build: setup ## Type-check everything
 typecheck: setup
 	npm run --silent typecheck
 
-lint: setup ## ESLint (type-checked rules) and Prettier
+lint: setup lint-shell ## ESLint (type-checked rules), Prettier and shellcheck
 	npm run --silent lint
+
+SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh test/*/build.sh test/kind/*.sh)
+lint-shell: ## shellcheck every shell script (test/kind/ included)
+	@command -v shellcheck >/dev/null || { echo "error: shellcheck is needed (apt-get install shellcheck)" >&2; exit 1; }
+	shellcheck $(SHELL_SCRIPTS)
 
 format: setup ## Format the sources with Prettier
 	npm run --silent format
@@ -62,12 +67,17 @@ test-integration: controlplane gitea ## Integration tests against real API serve
 
 test: lint typecheck test-unit test-integration ## Everything CI runs
 
-demo: setup ## A local management + edge fleet with Outpost and the examples
-	@echo "make demo: not yet available - the local fleet arrives with the demo milestone."
-	@echo "Today you can start the control plane alone: npx tsx scripts/controlplane.ts"
+# The local fleet needs the control plane, Gitea, clamd and an OCI registry; with KUBECONFIG
+# naming a cluster that runs Fleet, the demo installs there and builds none of them.
+demo: setup ## A local management + 3 edge fleet running Outpost, delivering examples/
+	@if [ -z "$${KUBECONFIG:-}" ] || [ "$${OUTPOST_DEMO:-}" = local ]; then \
+	  scripts/ensure-packages.sh clamav-daemon:clamd docker-registry:docker-registry && \
+	  $(MAKE) --no-print-directory controlplane gitea; \
+	fi
+	node --import tsx scripts/demo/main.ts up
 
-demo-down:
-	@echo "make demo-down: nothing to stop yet"
+demo-down: setup ## Stop every process make demo started
+	node --import tsx scripts/demo/main.ts down
 
 bench: controlplane ## Benchmarks; results in bench/results/*.json and docs/benchmarks.md
 	npm run --silent bench

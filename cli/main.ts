@@ -54,9 +54,11 @@ common options:
   -o, --output=FORMAT   table (default), yaml or json
   -n, --namespace=NS    the project namespace (default: the context's namespace, else default)
   --kubeconfig=PATH     kubeconfig (default: $KUBECONFIG, else ~/.kube/config)
-  --context=NAME        kubeconfig context`;
+  --context=NAME        kubeconfig context
+  --as=USER             act as this user (impersonation, as kubectl --as)
+  --as-group=GROUP      ... and this group (repeatable, with --as)`;
 
-function client(values: { kubeconfig?: string; context?: string }): {
+function client(values: { kubeconfig?: string; context?: string; as?: string; "as-group"?: string[] }): {
   client: KubeClient;
   namespace: string;
 } {
@@ -65,7 +67,9 @@ function client(values: { kubeconfig?: string; context?: string }): {
   else kc.loadFromDefault();
   if (values.context) kc.setCurrentContext(values.context);
   const ns = kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-  return { client: new KubeClient(kc), namespace: ns };
+  if (values["as-group"]?.length && !values.as) throw new CatalogError("--as-group needs --as (the user to act as)");
+  const impersonate = values.as ? { user: values.as, groups: values["as-group"] } : undefined;
+  return { client: new KubeClient(kc, { impersonate }), namespace: ns };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -92,6 +96,8 @@ export async function main(argv: string[]): Promise<number> {
       comment: { type: "string" },
       "to-revision": { type: "string" },
       cluster: { type: "string" },
+      as: { type: "string" },
+      "as-group": { type: "string", multiple: true },
     },
   });
   const output = values.output;

@@ -76,6 +76,9 @@ export class ApiError extends Error {
   static isGone = (err: unknown): boolean => err instanceof ApiError && err.code === 410;
 }
 
+/** Request headers; a list is sent as repeated header lines (Impersonate-Group). */
+type Headers = Record<string, string | string[]>;
+
 type Query = Record<string, string | number | boolean | undefined>;
 
 export interface RequestOptions {
@@ -112,7 +115,7 @@ export class KubeClient {
   private dispatcher: Dispatcher | undefined;
   private http1: Dispatcher | undefined;
   private connect: Agent.Options["connect"];
-  private headers: Record<string, string> = {};
+  private headers: Headers = {};
   private headersAt = 0;
 
   constructor(
@@ -124,6 +127,8 @@ export class KubeClient {
       requestTimeoutMs?: number;
       /** Time to establish a connection (TCP and TLS). Default 10 s. */
       connectTimeoutMs?: number;
+      /** Act as this user and groups (Impersonate-* headers; the caller needs `impersonate` rights). */
+      impersonate?: { user: string; groups?: string[] };
     } = {},
   ) {
     this.kubeConfig = kubeConfig;
@@ -133,12 +138,19 @@ export class KubeClient {
   }
 
   /** Auth headers (refreshed: exec and token credentials expire) and the shared connection pool. */
-  private async auth(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+  private async auth(): Promise<{ headers: Headers; dispatcher: Dispatcher | undefined }> {
     const now = Date.now();
     if (now - this.headersAt > headerRefreshMs) {
       const ctx = new RequestContext(this.server, HttpMethod.GET);
       await this.kubeConfig.applySecurityAuthentication(ctx);
       this.headers = ctx.getHeaders();
+      const as = this.options.impersonate;
+      if (as) {
+        this.headers["Impersonate-User"] = as.user;
+        // One header line per group: undici sends an array as repeated header lines.
+        if (as.groups?.length)
+          this.headers["Impersonate-Group"] = as.groups;
+      }
       if (!this.dispatcher) {
         // Reuse the TLS settings client-node derived, in one pooled agent of our own.
         const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean } = {};
@@ -166,7 +178,7 @@ export class KubeClient {
    * What a proxy needs to send its own requests to this API server: the origin, the
    * authentication headers and the pooled, TLS-configured dispatcher.
    */
-  async transport(): Promise<{ origin: string; headers: Record<string, string>; dispatcher: Dispatcher }> {
+  async transport(): Promise<{ origin: string; headers: Headers; dispatcher: Dispatcher }> {
     const { headers, dispatcher } = await this.auth();
     if (!dispatcher) throw new Error("no dispatcher");
     return { origin: this.server, headers, dispatcher };
@@ -178,7 +190,7 @@ export class KubeClient {
    */
   async upgradeTransport(): Promise<{
     origin: string;
-    headers: Record<string, string>;
+    headers: Headers;
     dispatcher: Dispatcher;
   }> {
     const { headers } = await this.auth();

@@ -33,9 +33,11 @@ export function giteaBinary(): string {
   return res.stdout.trim().split("\n").pop() ?? "";
 }
 
-export async function startGitea(): Promise<Gitea> {
+/** Gitea in `dir` (created; a new temp folder by default), removed on stop. */
+export async function startGitea(options: { dir?: string } = {}): Promise<Gitea> {
   const binary = giteaBinary();
-  const dir = mkdtempSync(join(tmpdir(), "outpost-gitea-"));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "outpost-gitea-"));
+  mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const config = join(dir, "app.ini");

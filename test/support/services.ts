@@ -27,6 +27,13 @@ export function eicar(): Buffer {
   );
 }
 
+/** `dir`, created, or a new temp folder named `prefix…`. */
+function made(dir: string | undefined, prefix: string): string {
+  if (!dir) return mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export interface Service {
   host: string;
   port: number;
@@ -64,8 +71,8 @@ function clamdPing(port: number): Promise<boolean> {
 }
 
 /** clamd with one body signature, Outpost.Test.EICAR, that finds EICAR anywhere in a stream. */
-export async function startClamd(): Promise<Service> {
-  const dir = mkdtempSync(join(tmpdir(), "outpost-clamd-"));
+export async function startClamd(options: { dir?: string } = {}): Promise<Service> {
+  const dir = made(options.dir, "outpost-clamd-");
   mkdirSync(join(dir, "db"));
   writeFileSync(join(dir, "db", "outpost-test.ndb"), `Outpost.Test.EICAR:0:*:${eicar().toString("hex")}\n`);
   const port = await freePort();
@@ -109,8 +116,10 @@ export interface OciRegistry extends Service {
 }
 
 /** An OCI registry (CNCF distribution) on loopback, storing in a temp folder. */
-export async function startOciRegistry(options: { htpasswd?: string } = {}): Promise<OciRegistry> {
-  const dir = mkdtempSync(join(tmpdir(), "outpost-registry-"));
+export async function startOciRegistry(
+  options: { htpasswd?: string; dir?: string } = {},
+): Promise<OciRegistry> {
+  const dir = made(options.dir, "outpost-registry-");
   const port = await freePort();
   const config: Record<string, unknown> = {
     version: 0.1,

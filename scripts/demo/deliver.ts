@@ -1,0 +1,262 @@
+// The demo's story on a management cluster running Outpost: apply examples/, register
+// the edge clusters with Fleet (local fleet only), follow the objects until the example
+// deployment is delivered - approving it as the project's approver - and summarize.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { deploymentStatus, formatStatus, approve } from "../../cli/deploy.ts";
+import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
+import type { Network } from "../../operators/api/network.generated.ts";
+import * as api from "../../operators/api/resources.generated.ts";
+import {
+  FleetClusterResource,
+  GitRepoResource,
+  deploymentLabel,
+  type GitRepo,
+} from "../../operators/deploy/fleet.ts";
+import { getCondition, type ConditionedStatus } from "../../operators/runtime/conditions.ts";
+import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { configMapsResource, secretsResource } from "../../operators/runtime/core.ts";
+import { repoRoot } from "./layout.ts";
+
+export const examplesDir = join(repoRoot, "examples");
+const fieldManager = "outpost-demo";
+
+/** Where each kind in examples/ is served. */
+const resourceByKind: Record<string, ResourceType> = Object.fromEntries(
+  [...Object.values(api), secretsResource, configMapsResource].map((r) => [r.kind, r]),
+);
+
+export interface ExampleObject extends KubeObject {
+  kind: string;
+  spec?: Record<string, unknown>;
+}
+
+/**
+ * The objects of examples/*.yaml in file order. With `chartsUrl`, Registry "bitnami" is
+ * pointed at it (the local demo's registry) instead of the internet.
+ */
+export function exampleObjects(files: { name: string; text: string }[], chartsUrl?: string): ExampleObject[] {
+  const objects: ExampleObject[] = [];
+  for (const f of [...files].sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const doc of parseAllDocuments(f.text)) {
+      if (doc.errors.length > 0) throw new Error(`${f.name}: ${doc.errors[0]?.message ?? "invalid YAML"}`);
+      const o = doc.toJS() as ExampleObject | null;
+      if (!o) continue;
+      if (!resourceByKind[o.kind]) throw new Error(`${f.name}: kind ${o.kind} is not one the demo applies`);
+      if (chartsUrl && o.kind === "Registry" && o.metadata.name === "bitnami") {
+        o.spec = { ...o.spec, url: chartsUrl };
+      }
+      objects.push(o);
+    }
+  }
+  return objects;
+}
+
+export function readExamples(chartsUrl?: string): ExampleObject[] {
+  const files = readdirSync(examplesDir)
+    .filter((f) => f.endsWith(".yaml"))
+    .map((name) => ({ name, text: readFileSync(join(examplesDir, name), "utf8") }));
+  return exampleObjects(files, chartsUrl);
+}
+
+/** Fleet's manager-initiated registration of a cluster: its kubeconfig Secret and Cluster. */
+export function fleetRegistration(
+  ns: string,
+  cluster: { name: string; labels: Record<string, string> },
+  kubeconfig: string,
+): { secret: KubeObject; cluster: KubeObject } {
+  const secretName = `${cluster.name}-kubeconfig`;
+  return {
+    secret: {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: secretName, namespace: ns },
+      type: "Opaque",
+      stringData: { value: kubeconfig },
+    } as KubeObject,
+    cluster: {
+      apiVersion: "fleet.cattle.io/v1alpha1",
+      kind: "Cluster",
+      metadata: { name: cluster.name, namespace: ns, labels: cluster.labels },
+      spec: { kubeConfigSecret: secretName },
+    } as KubeObject,
+  };
+}
+
+interface WithStatus extends KubeObject {
+  status?: ConditionedStatus;
+}
+
+/**
+ * Whether an object is Ready, and why not: the reason and message of its Ready condition.
+ * `stalled`: the operator gave up until the object (or what it names) changes.
+ */
+export function readiness(o: WithStatus | undefined): { ready: boolean; stalled?: boolean; text: string } {
+  if (!o) return { ready: false, text: "not created yet" };
+  const c = getCondition(o.status?.conditions, "Ready");
+  if (!c || o.status?.observedGeneration !== o.metadata.generation)
+    return { ready: false, text: "waiting for the operator" };
+  if (c.status === "True") return { ready: true, text: c.message ? `Ready: ${c.message}` : "Ready" };
+  const stalled = getCondition(o.status?.conditions, "Stalled")?.status === "True";
+  return { ready: false, stalled, text: `${c.reason}: ${c.message}` };
+}
+
+/** Whether the deployment's current spec is delivered: committed to Git and its GitRepos written. */
+export function delivered(d: AppDeployment | undefined): boolean {
+  if (!d?.status || d.status.observedGeneration !== d.metadata.generation) return false;
+  return getCondition(d.status.conditions, "Delivered")?.status === "True" && !!d.status.commit;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface Story {
+  client: KubeClient;
+  /** Whose approval the example needs: the Project's approver (impersonated). */
+  approver: string;
+  /** Local fleet: the edges to register with Fleet, with their Outpost kubeconfigs. */
+  register?: { name: string; labels: Record<string, string>; kubeconfig: string }[];
+  chartsUrl?: string;
+  progress: (line: string) => void;
+  timeoutMs: number;
+}
+
+export interface Delivered {
+  deployment: AppDeployment;
+  gitRepos: GitRepo[];
+  network?: Network;
+  statusText: string;
+}
+
+export async function deliverExamples(story: Story): Promise<Delivered> {
+  const { client, progress } = story;
+  const deadline = Date.now() + story.timeoutMs;
+  const objects = readExamples(story.chartsUrl);
+  const apply = async (o: ExampleObject): Promise<void> => {
+    const r = resourceByKind[o.kind];
+    if (!r) throw new Error(`no resource for ${o.kind}`);
+    await client.apply(r, o, { fieldManager, force: true });
+  };
+  const waitFor = async <T>(
+    what: string,
+    check: () => Promise<T | undefined>,
+    describe?: () => Promise<string>,
+  ): Promise<T> => {
+    let said = "";
+    for (;;) {
+      const value = await check();
+      if (value !== undefined) return value;
+      const now = describe ? await describe() : "";
+      if (now && now !== said) progress(`  ${what}: ${now}`);
+      said = now || said;
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}${said ? ` (last: ${said})` : ""}`);
+      await sleep(500);
+    }
+  };
+
+  /** Waits until the object is Ready; a Stalled one fails the demo with its message. */
+  const waitReady = async (what: string, get: () => Promise<WithStatus | undefined>): Promise<WithStatus> => {
+    const o = await waitFor(
+      what,
+      async () => {
+        const got = await get();
+        const r = readiness(got);
+        if (r.stalled) throw new Error(`${what} is stalled - ${r.text}`);
+        return r.ready ? got : undefined;
+      },
+      async () => {
+        const r = readiness(await get());
+        return r.ready ? "" : r.text;
+      },
+    );
+    progress(`${what}: ${readiness(o).text}`);
+    return o;
+  };
+
+  const projects = objects.filter((o) => o.kind === "Project");
+  for (const p of projects) await apply(p);
+  const ns = projects[0]?.metadata.name ?? "retail";
+  progress(`applied Project ${ns}`);
+  await waitReady(`Project ${ns}`, () => client.get<WithStatus>(api.ProjectResource, ns));
+
+  for (const c of story.register ?? []) {
+    const reg = fleetRegistration(ns, c, c.kubeconfig);
+    await client.apply(secretsResource, reg.secret, { fieldManager, force: true });
+    await client.apply(FleetClusterResource, reg.cluster, { fieldManager, force: true });
+    progress(
+      `registered Fleet cluster ${c.name} (${Object.entries(c.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ")})`,
+    );
+  }
+
+  for (const o of objects.filter((o) => o.kind !== "Project")) await apply(o);
+  progress(`applied ${objects.length - projects.length} objects of examples/ into ${ns}`);
+
+  for (const [kind, resource] of [
+    ["Registry", api.RegistryResource],
+    ["Application", api.ApplicationResource],
+    ["DeploymentPackage", api.DeploymentPackageResource],
+  ] as const) {
+    for (const o of objects.filter((x) => x.kind === kind)) {
+      const name = o.metadata.name ?? "";
+      await waitReady(`${kind} ${name}`, () => client.get<WithStatus>(resource, name, ns));
+    }
+  }
+
+  const depName = objects.find((o) => o.kind === "AppDeployment")?.metadata.name ?? "";
+  const getDep = (): Promise<AppDeployment | undefined> =>
+    client.get<AppDeployment>(api.AppDeploymentResource, depName, ns);
+  let approved = false;
+  const dep = await waitFor(
+    `AppDeployment ${depName}`,
+    async () => {
+      const d = await getDep();
+      if (
+        !approved &&
+        d?.status?.phase === "AwaitingApproval" &&
+        d.status.observedGeneration === d.metadata.generation
+      ) {
+        progress(
+          `AppDeployment ${depName} awaits approval; approving as ${story.approver} (the project's approver role)`,
+        );
+        const asApprover = new KubeClient(client.kubeConfig, { impersonate: { user: story.approver } });
+        try {
+          const a = await approve(asApprover, ns, depName, "approved by make demo");
+          progress(`  ${a.created ? "created" : "found"} Approval ${a.name}`);
+        } finally {
+          await asApprover.close();
+        }
+        approved = true;
+      }
+      return delivered(d) ? d : undefined;
+    },
+    async () => {
+      const d = await getDep();
+      return d?.status?.phase
+        ? `${d.status.phase}: ${getCondition(d.status.conditions, "Ready")?.message ?? ""}`
+        : "waiting for the operator";
+    },
+  );
+  progress(
+    `AppDeployment ${depName}: delivered revision ${dep.status?.revision ?? "?"} (commit ${dep.status?.commit?.slice(0, 12) ?? "?"})`,
+  );
+
+  const gitRepos = (
+    await client.list<GitRepo>(GitRepoResource, {
+      namespace: ns,
+      labelSelector: `${deploymentLabel}=${depName}`,
+    })
+  ).items;
+  const networkName = objects.find((o) => o.kind === "Network")?.metadata.name;
+  let network: Network | undefined;
+  if (networkName) {
+    network = await waitFor(`Network ${networkName}`, async () => {
+      const n = await client.get<Network>(api.NetworkResource, networkName, ns);
+      return n?.status?.observedGeneration === n?.metadata.generation && n?.status?.summary ? n : undefined;
+    });
+  }
+  const report = await deploymentStatus(client, ns, depName);
+  return { deployment: dep, gitRepos, network, statusText: formatStatus(report) };
+}
