@@ -67,7 +67,8 @@ function client(values: { kubeconfig?: string; context?: string; as?: string; "a
   else kc.loadFromDefault();
   if (values.context) kc.setCurrentContext(values.context);
   const ns = kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
-  if (values["as-group"]?.length && !values.as) throw new CatalogError("--as-group needs --as (the user to act as)");
+  if (values["as-group"]?.length && !values.as)
+    throw new CatalogError("--as-group needs --as (the user to act as)");
   const impersonate = values.as ? { user: values.as, groups: values["as-group"] } : undefined;
   return { client: new KubeClient(kc, { impersonate }), namespace: ns };
 }

@@ -148,8 +148,7 @@ export class KubeClient {
       if (as) {
         this.headers["Impersonate-User"] = as.user;
         // One header line per group: undici sends an array as repeated header lines.
-        if (as.groups?.length)
-          this.headers["Impersonate-Group"] = as.groups;
+        if (as.groups?.length) this.headers["Impersonate-Group"] = as.groups;
       }
       if (!this.dispatcher) {
         // Reuse the TLS settings client-node derived, in one pooled agent of our own.
