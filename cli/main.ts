@@ -18,6 +18,7 @@ import {
   history,
   rollback,
 } from "./deploy.ts";
+import { explain } from "./errors.ts";
 import { collectFiles } from "./files.ts";
 import { reconcileNow } from "./reconcile.ts";
 import { deploymentResources, formatResources } from "./resources.ts";
@@ -46,6 +47,8 @@ commands:
   resources DEP      the pods, workloads, VMs and services the deployment runs, read from
                      its edge clusters (needs read access to their kubeconfig Secrets)
       --cluster=NAME              only this cluster
+  version            this command's version, the server's Kubernetes version, and whether
+                     Outpost's API is installed there
   package helm CHART.tgz
                      print a draft Application and a one-app DeploymentPackage for a chart
       --registry=NAME             the Registry holding the chart (required)
@@ -58,6 +61,9 @@ common options:
   --as=USER             act as this user (impersonation, as kubectl --as)
   --as-group=GROUP      ... and this group (repeatable, with --as)`;
 
+/** The API server the command talks to, for error messages. */
+let server: string | undefined;
+
 function client(values: { kubeconfig?: string; context?: string; as?: string; "as-group"?: string[] }): {
   client: KubeClient;
   namespace: string;
@@ -67,6 +73,7 @@ function client(values: { kubeconfig?: string; context?: string; as?: string; "a
   else kc.loadFromDefault();
   if (values.context) kc.setCurrentContext(values.context);
   const ns = kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+  server = kc.getCurrentCluster()?.server;
   if (values["as-group"]?.length && !values.as)
     throw new CatalogError("--as-group needs --as (the user to act as)");
   const impersonate = values.as ? { user: values.as, groups: values["as-group"] } : undefined;
@@ -221,6 +228,34 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  if (command === "version") {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+      version: string;
+    };
+    const { client: c } = client(values);
+    try {
+      const kube = await c.request<{ gitVersion: string }>("GET", "/version");
+      const outpost = await c.request("GET", "/apis/deploy.outpost.dev/v1alpha1").then(
+        () => true,
+        () => false,
+      );
+      const report = {
+        client: pkg.version,
+        server: server ?? "",
+        kubernetes: kube.gitVersion,
+        outpostApi: outpost,
+      };
+      print(report, () =>
+        [
+          `kubectl-outpost ${pkg.version}`,
+          `server ${report.server}: Kubernetes ${kube.gitVersion}, Outpost API ${outpost ? "installed" : "not installed (kubectl apply -k config/)"}`,
+        ].join("\n"),
+      );
+    } finally {
+      await c.close();
+    }
+    return 0;
+  }
   if (command === "package" && positionals[0] === "helm") {
     const chart = positionals[1];
     if (!chart || !values.registry)
@@ -232,12 +267,17 @@ export async function main(argv: string[]): Promise<number> {
   throw new CatalogError(`unknown command "${command}"\n\n${usage}`);
 }
 
+/** main() with errors explained on stderr; resolves with the exit code. */
+export async function run(argv: string[]): Promise<number> {
+  try {
+    return await main(argv);
+  } catch (err) {
+    const { message, exitCode } = explain(err, server);
+    console.error(`error: ${message}`);
+    return exitCode;
+  }
+}
+
 if (import.meta.main) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
-      process.exit(err instanceof CatalogError ? 1 : 2);
-    },
-  );
+  void run(process.argv.slice(2)).then((code) => process.exit(code));
 }
