@@ -7,6 +7,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<BenchmarkResult>
   catalog: () => import("./catalog.ts"),
   deploy: () => import("./deploy.ts"),
   proxy: () => import("./proxy.ts"),
+  demo: () => import("./demo.ts"),
 };
 
 const selected = process.env.BENCH ? process.env.BENCH.split(",") : Object.keys(benchmarks);

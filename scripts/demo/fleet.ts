@@ -167,7 +167,7 @@ async function main(): Promise<void> {
   mkdirSync(bin, { recursive: true });
   writeFileSync(
     join(bin, "kubectl"),
-    `#!/bin/sh\nexec "${cp.binaries.kubectl}" --cache-dir="${join(dir, "kube-cache")}" "$@"\n`,
+    `#!/bin/sh\nKUBECACHEDIR="${join(dir, "kube-cache")}" exec "${cp.binaries.kubectl}" "$@"\n`,
     { mode: 0o755 },
   );
   writeFileSync(
