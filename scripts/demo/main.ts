@@ -39,21 +39,30 @@ async function localFleet(dir: string): Promise<DemoState> {
     say(`the demo fleet is already running (pid ${running.pid}, since ${running.startedAt}): reusing it`);
     return running;
   }
-  if (existsSync(dir)) {
-    // A fleet that crashed or was killed: clear what is left before starting afresh.
-    await stopFleet(dir, { quiet: true });
+  const starting = pidFromLog(dir);
+  let pid: number | undefined;
+  if (starting && supervisorAlive(starting)) {
+    // Another `make demo` is starting the fleet: follow it instead of starting a second one.
+    say(`the demo fleet is starting (pid ${starting}): following its progress`);
+    pid = starting;
+  } else {
+    if (existsSync(dir)) {
+      // A fleet that crashed or was killed: clear what is left before starting afresh.
+      await stopFleet(dir, { quiet: true });
+    }
+    mkdirSync(dir, { recursive: true });
+    const log = openSync(supervisorLog(dir), "a");
+    const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "scripts/demo/fleet.ts")], {
+      cwd: repoRoot,
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: { ...process.env, OUTPOST_DEMO_DIR: dir },
+    });
+    closeSync(log);
+    child.unref();
+    pid = child.pid;
+    say(`started the demo fleet's supervisor (pid ${pid ?? "?"}); its log: ${supervisorLog(dir)}`);
   }
-  mkdirSync(dir, { recursive: true });
-  const log = openSync(supervisorLog(dir), "a");
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "scripts/demo/fleet.ts")], {
-    cwd: repoRoot,
-    detached: true,
-    stdio: ["ignore", log, log],
-    env: { ...process.env, OUTPOST_DEMO_DIR: dir },
-  });
-  closeSync(log);
-  child.unref();
-  say(`started the demo fleet's supervisor (pid ${child.pid ?? "?"}); its log: ${supervisorLog(dir)}`);
   let shown = 0;
   for (;;) {
     const path = progressPath(dir);
@@ -66,7 +75,7 @@ async function localFleet(dir: string): Promise<DemoState> {
     }
     const state = readState(dir);
     if (state) return state;
-    if (child.exitCode !== null || (child.pid !== undefined && !supervisorAlive(child.pid))) {
+    if (pid === undefined || !supervisorAlive(pid)) {
       const tail = existsSync(supervisorLog(dir))
         ? readFileSync(supervisorLog(dir), "utf8").split("\n").slice(-30).join("\n")
         : "";
