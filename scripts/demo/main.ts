@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../../operators/runtime/client.ts";
 import { processesMentioning } from "../../test/support/controlplane.ts";
+import { installInto } from "./cluster.ts";
 import { deliverExamples, type Delivered } from "./deliver.ts";
 import {
   demoClusters,
@@ -241,6 +242,7 @@ async function up(): Promise<void> {
       })();
   const kubeconfig = state?.kubeconfig ?? process.env.KUBECONFIG ?? "";
   try {
+    if (kc) await installInto(client, say, timeoutMs);
     const edgeConfigs = state?.edgeKubeconfigs;
     const delivered = await deliverExamples({
       client,

@@ -5,18 +5,24 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readState, type DemoState } from "../../scripts/demo/layout.ts";
-import { processesMentioning } from "../support/controlplane.ts";
+import { installFleetCRDs } from "../drivers/fleet-crds.ts";
+import { processesMentioning, useControlPlane } from "../support/controlplane.ts";
+import { kubectl } from "../support/install.ts";
 
 const main = fileURLToPath(new URL("../../scripts/demo/main.ts", import.meta.url));
 const dir = join(mkdtempSync(join(tmpdir(), "outpost-demo-test-")), "demo");
 
-function demo(command: "up" | "down"): Promise<{ code: number | null; output: string }> {
+function demo(
+  command: "up" | "down",
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, OUTPOST_DEMO_DIR: dir, OUTPOST_DEMO_TIMEOUT: "300" };
   delete env.KUBECONFIG;
+  Object.assign(env, extraEnv);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--import", "tsx", main, command], {
       env,
@@ -85,5 +91,30 @@ describe("make demo", () => {
     assert.match(down.output, /no process of it is left/);
     assert.deepEqual(processesMentioning(dir), []);
     assert.equal(existsSync(dir), false);
+  });
+});
+
+describe("make demo KUBECONFIG=<a cluster that runs Fleet>", () => {
+  const controlPlane = useControlPlane();
+
+  it("installs Outpost there instead of starting a local fleet, and says why its operators do not run", async () => {
+    const cp = controlPlane();
+    await installFleetCRDs(cp.management.kubeconfig);
+    // This API server has no nodes: the operators' pods cannot run, as with an image the
+    // cluster cannot pull. The demo must say so, not carry on.
+    const up = await demo("up", {
+      KUBECONFIG: cp.management.kubeconfig,
+      OUTPOST_DEMO_TIMEOUT: "15",
+      PATH: `${dirname(cp.binaries.kubectl)}:${process.env.PATH ?? ""}`,
+    });
+    assert.equal(up.code, 1, up.output);
+    assert.match(up.output, /runs Fleet: installing the demo there/);
+    assert.match(up.output, /Outpost's operators did not become available in outpost-system/);
+    assert.match(up.output, /docker build -t ghcr\.io\/outpost-dev\/outpost:0\.1\.0/);
+    assert.equal(existsSync(dir), false, "no local fleet was started");
+    const crd = kubectl(cp, "get", "crd", "appdeployments.deploy.outpost.dev");
+    assert.equal(crd.status, 0, crd.stderr);
+    const deployments = kubectl(cp, "get", "deployments", "-n", "outpost-system", "-o", "name");
+    assert.match(deployments.stdout, /deployment\.apps\/outpost-deploy/);
   });
 });

@@ -21,8 +21,8 @@ import {
   upstreamCRDFiles,
   UpstreamUnavailableError,
   type Cluster,
-  type UpstreamSource,
 } from "../controlplane/index.ts";
+import type { UpstreamSource } from "../controlplane/upstream.ts";
 import { useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
 
@@ -70,7 +70,10 @@ const placeholdersOf = (text: string): string[] => [
 ];
 
 /** test/kind/lib.sh's render, run by bash: FILE with @NAME@ replaced. */
-function render(file: string, values: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+function render(
+  file: string,
+  values: Record<string, string>,
+): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(
     "bash",
     [
@@ -93,7 +96,10 @@ function rendered(file: string): string {
   const values: Record<string, string> = {};
   for (const name of placeholdersOf(text)) {
     const value = lib[name] ?? samples[name];
-    assert.ok(value !== undefined, `${file}: no value for @${name}@ in lib.sh or in this test's sample values`);
+    assert.ok(
+      value !== undefined,
+      `${file}: no value for @${name}@ in lib.sh or in this test's sample values`,
+    );
     values[name] = value;
   }
   const res = render(join(manifestDir, file), values);
@@ -107,7 +113,11 @@ function clusterOf(file: string): "management" | "edge" {
   return m[1] as "management" | "edge";
 }
 
-function kubectl(cluster: Cluster, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+function kubectl(
+  cluster: Cluster,
+  args: string[],
+  input?: string,
+): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(controlPlane().binaries.kubectl, ["--kubeconfig", cluster.kubeconfig, ...args], {
     encoding: "utf8",
     ...(input === undefined ? {} : { input }),
@@ -149,7 +159,8 @@ async function withUpstreamCRDs(t: TestContext, cluster: Cluster, group: string)
   return true;
 }
 
-const groupOf = (apiVersion = ""): string => (apiVersion.includes("/") ? (apiVersion.split("/")[0] ?? "") : "");
+const groupOf = (apiVersion = ""): string =>
+  apiVersion.includes("/") ? (apiVersion.split("/")[0] ?? "") : "";
 
 describe("kind end-to-end suite: what it applies", () => {
   before(() => {
@@ -170,14 +181,14 @@ describe("kind end-to-end suite: what it applies", () => {
     const values = {
       GITEA_ORGANIZATION: "org",
       GITEA_USERNAME: "user",
-      GITEA_TOKEN: "a&b\\c/d|e",
+      GITEA_TOKEN: "a&b/c|d#e",
       HARBOR_PASSWORD: "p@ss",
     };
     const ok = render(file, values);
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(placeholdersOf(ok.stdout).length, 0, ok.stdout);
     const secret = parse(ok.stdout) as { stringData: Record<string, string> };
-    assert.equal(secret.stringData["git.token"], "a&b\\c/d|e");
+    assert.equal(secret.stringData["git.token"], "a&b/c|d#e");
     assert.equal(secret.stringData["harbor.password"], "p@ss");
     const missing = render(file, { GITEA_ORGANIZATION: "org" });
     assert.notEqual(missing.status, 0);
@@ -224,7 +235,13 @@ describe("kind end-to-end suite: what it applies", () => {
     for (const f of readdirSync(join(repo, "examples"))
       .filter((x) => x.endsWith(".yaml"))
       .sort()) {
-      const res = kubectl(cp.management, ["apply", "--server-side", "--field-manager=kind-test", "-f", join(repo, "examples", f)]);
+      const res = kubectl(cp.management, [
+        "apply",
+        "--server-side",
+        "--field-manager=kind-test",
+        "-f",
+        join(repo, "examples", f),
+      ]);
       assert.equal(res.status, 0, `${f}: ${res.stderr}`);
     }
     const res = kubectl(cp.management, [
@@ -241,14 +258,28 @@ describe("kind end-to-end suite: what it applies", () => {
       "json",
     ]);
     assert.equal(res.status, 0, res.stderr);
-    const patched = JSON.parse(res.stdout) as { spec: { parameters: { application: string; name: string; value?: string }[] } };
-    const web = patched.spec.parameters.find((p) => p.application === "storefront-web" && p.name === "replicaCount");
+    const patched = JSON.parse(res.stdout) as {
+      spec: { parameters: { application: string; name: string; value?: string }[] };
+    };
+    const web = patched.spec.parameters.find(
+      (p) => p.application === "storefront-web" && p.name === "replicaCount",
+    );
     assert.equal(web?.value, "1");
-    const stored = kubectl(cp.management, ["get", "appdeployments.deploy.outpost.dev", "storefront", "-n", "retail", "-o", "json"]);
+    const stored = kubectl(cp.management, [
+      "get",
+      "appdeployments.deploy.outpost.dev",
+      "storefront",
+      "-n",
+      "retail",
+      "-o",
+      "json",
+    ]);
     const original = JSON.parse(stored.stdout) as typeof patched;
     assert.deepEqual(
       patched.spec.parameters.filter((p) => p !== web),
-      original.spec.parameters.filter((p) => !(p.application === "storefront-web" && p.name === "replicaCount")),
+      original.spec.parameters.filter(
+        (p) => !(p.application === "storefront-web" && p.name === "replicaCount"),
+      ),
     );
   });
 
@@ -269,7 +300,10 @@ describe("kind end-to-end suite: what it applies", () => {
     assert.deepEqual([...clusters.keys()].sort(), [...stores, ...centrals].sort());
 
     const selected = (selector: LabelSelector): string[] =>
-      [...clusters].filter(([, labels]) => matches(selector, labels)).map(([name]) => name).sort();
+      [...clusters]
+        .filter(([, labels]) => matches(selector, labels))
+        .map(([name]) => name)
+        .sort();
     const example = (file: string, kind: string): Record<string, unknown> => {
       const doc = parseAllDocuments(readFileSync(join(repo, "examples", file), "utf8"))
         .map((d) => d.toJSON() as Doc)
@@ -286,7 +320,11 @@ describe("kind end-to-end suite: what it applies", () => {
     assert.deepEqual(selected(dep.targets.clusterSelector), [...stores].sort(), "the web goes to the stores");
     const db = dep.applications.find((a) => a.name === "storefront-db");
     assert.ok(db);
-    assert.deepEqual(selected(db.targets.clusterSelector), [...centrals].sort(), "the database goes to central");
+    assert.deepEqual(
+      selected(db.targets.clusterSelector),
+      [...centrals].sort(),
+      "the database goes to central",
+    );
     for (const wave of dep.rollout.waves) {
       assert.ok(selected(wave.clusterSelector).length > 0, "every wave has a member");
     }
@@ -297,15 +335,23 @@ describe("kind end-to-end suite: what it applies", () => {
     const network = example("40-network.yaml", "Network") as unknown as NetworkSpec;
     assert.deepEqual(selected(network.members.clusterSelector), [...stores, ...centrals].sort());
     assert.deepEqual(selected(network.topology.hubSelector), [...centrals].sort(), "central is the hub");
-    const service = example("40-network.yaml", "NetworkService") as { consumers: { clusterSelector: LabelSelector } };
-    assert.deepEqual(selected(service.consumers.clusterSelector), [...stores].sort(), "the stores consume the database");
+    const service = example("40-network.yaml", "NetworkService") as {
+      consumers: { clusterSelector: LabelSelector };
+    };
+    assert.deepEqual(
+      selected(service.consumers.clusterSelector),
+      [...stores].sort(),
+      "the stores consume the database",
+    );
   });
 
   it("the tenancy Secret names the Gitea and Harbor the Helm values install", () => {
     const gitea = parse(readFileSync(join(kindDir, "values/gitea.yaml"), "utf8")) as {
       gitea: { config: { server: { ROOT_URL: string } } };
     };
-    const harbor = parse(readFileSync(join(kindDir, "values/harbor.yaml"), "utf8")) as { externalURL: string };
+    const harbor = parse(readFileSync(join(kindDir, "values/harbor.yaml"), "utf8")) as {
+      externalURL: string;
+    };
     const secret = parse(readFileSync(join(manifestDir, "tenancy-secret.yaml"), "utf8")) as {
       stringData: Record<string, string>;
     };
@@ -327,7 +373,9 @@ describe("kind end-to-end suite: what it applies", () => {
   it("every script passes shellcheck", () => {
     const res = spawnSync("shellcheck", scripts, { cwd: kindDir, encoding: "utf8" });
     if (res.error && (res.error as NodeJS.ErrnoException).code === "ENOENT") {
-      assert.fail("shellcheck is not installed: install it (apt-get install shellcheck) to check test/kind/*.sh");
+      assert.fail(
+        "shellcheck is not installed: install it (apt-get install shellcheck) to check test/kind/*.sh",
+      );
     }
     assert.equal(res.status, 0, `shellcheck ${scripts.join(" ")}:\n${res.stdout}${res.stderr}`);
   });

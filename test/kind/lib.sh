@@ -117,7 +117,8 @@ condition() { printf 'jsonpath={.status.conditions[?(@.type=="%s")].status}' "$1
 
 # ---- manifests -------------------------------------------------------------------------
 
-# render FILE [NAME=VALUE...]: prints FILE with every @NAME@ replaced by VALUE. Names are
+# render FILE [NAME=VALUE...]: prints FILE with every @NAME@ replaced by VALUE, verbatim
+# (the manifests quote their placeholders; the values are names, hex or base64). Names are
 # upper case (A-Z, 0-9, _); a placeholder left without a value is an error. This is the
 # only substitution the suite makes (test/integration/kind-manifests.test.ts uses it too).
 render() {
