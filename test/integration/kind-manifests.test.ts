@@ -23,7 +23,7 @@ import {
   type Cluster,
 } from "../controlplane/index.ts";
 import type { UpstreamSource } from "../controlplane/upstream.ts";
-import { useControlPlane } from "../support/controlplane.ts";
+import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
 
 const controlPlane = useControlPlane({ edges: 1 });
@@ -158,6 +158,65 @@ async function withUpstreamCRDs(t: TestContext, cluster: Cluster, group: string)
   installedUpstream.add(key);
   return true;
 }
+
+/** The fields e2e.sh reads in its waits and checks (jsonpaths), per cluster and kind. */
+const readFields: { cluster: "management" | "edge"; apiVersion: string; plural: string; fields: string[] }[] =
+  [
+    {
+      cluster: "management",
+      apiVersion: "tenancy.outpost.dev/v1alpha1",
+      plural: "projects",
+      fields: ["status.conditions"],
+    },
+    {
+      cluster: "management",
+      apiVersion: "catalog.outpost.dev/v1alpha1",
+      plural: "applications",
+      fields: ["status.conditions"],
+    },
+    {
+      cluster: "management",
+      apiVersion: "catalog.outpost.dev/v1alpha1",
+      plural: "deploymentpackages",
+      fields: ["status.conditions"],
+    },
+    {
+      cluster: "management",
+      apiVersion: "deploy.outpost.dev/v1alpha1",
+      plural: "appdeployments",
+      fields: ["status.phase", "status.revision", "status.conditions", "spec.parameters.value"],
+    },
+    {
+      cluster: "management",
+      apiVersion: "interconnect.outpost.dev/v1alpha1",
+      plural: "networks",
+      fields: [
+        "status.conditions",
+        "status.summary.links",
+        "status.summary.linksConnected",
+        "status.summary.members",
+      ],
+    },
+    {
+      cluster: "management",
+      apiVersion: "interconnect.outpost.dev/v1alpha1",
+      plural: "networkservices",
+      fields: ["status.conditions"],
+    },
+    {
+      cluster: "management",
+      apiVersion: "fleet.cattle.io/v1alpha1",
+      plural: "clusters",
+      fields: ["status.agent.lastSeen"],
+    },
+    {
+      cluster: "edge",
+      apiVersion: "skupper.io/v2alpha1",
+      plural: "sites",
+      fields: ["status.sitesInNetwork", "status.conditions"],
+    },
+    { cluster: "edge", apiVersion: "skupper.io/v2alpha1", plural: "links", fields: ["status.conditions"] },
+  ];
 
 const groupOf = (apiVersion = ""): string =>
   apiVersion.includes("/") ? (apiVersion.split("/")[0] ?? "") : "";
@@ -344,6 +403,33 @@ describe("kind end-to-end suite: what it applies", () => {
       "the stores consume the database",
     );
   });
+
+  for (const group of [...new Set(readFields.map((r) => groupOf(r.apiVersion)))]) {
+    it(`the ${group} fields e2e.sh reads exist in the CRDs`, async (t) => {
+      const cp = controlPlane();
+      for (const kind of readFields.filter((r) => groupOf(r.apiVersion) === group)) {
+        const cluster = kind.cluster === "management" ? cp.management : cp.edges[0];
+        assert.ok(cluster);
+        if (!(await withUpstreamCRDs(t, cluster, group))) return;
+        for (const field of kind.fields) {
+          await eventually(
+            `kubectl explain ${kind.plural}.${field} (${kind.apiVersion})`,
+            () => {
+              const res = kubectl(cluster, [
+                "explain",
+                `${kind.plural}.${field}`,
+                `--api-version=${kind.apiVersion}`,
+              ]);
+              if (res.status !== 0) throw new Error(res.stderr.trim());
+              return Promise.resolve(true);
+            },
+            15_000,
+            500,
+          );
+        }
+      }
+    });
+  }
 
   it("the tenancy Secret names the Gitea and Harbor the Helm values install", () => {
     const gitea = parse(readFileSync(join(kindDir, "values/gitea.yaml"), "utf8")) as {

@@ -163,6 +163,7 @@ phase_project() {
   kmgmt apply -f "$REPO_ROOT/examples/00-project.yaml"
   wait_until 300 "Project $PROJECT to be Ready" show_project -- \
     value_is True kmgmt get "$PROJECTS" "$PROJECT" -o "$(condition Ready)"
+  open_services
   expect "namespace $PROJECT belongs to the project" "$PROJECT" \
     kmgmt get namespace "$PROJECT" -o 'jsonpath={.metadata.labels.outpost\.dev/project}'
   expect "Secret $PROJECT/outpost-git names the project's repository" \
@@ -378,6 +379,7 @@ phase_delete() {
     done
     info "ok: nothing of the storefront left on $edge"
   done
+  open_services
   expect "the Gitea repository $GITEA_ORGANIZATION/$PROJECT is gone" 404 gitea_repository_status "$PROJECT"
   expect "the Harbor project $PROJECT is gone" 404 harbor_status "projects/$PROJECT"
 }
@@ -416,6 +418,7 @@ run_phase() {
 
 preflight() {
   require_tools kubectl curl node base64
+  require_node
   [[ -s $KUBECONFIG ]] || die "no kubeconfig at $KUBECONFIG: run test/kind/up.sh first"
   [[ -d $REPO_ROOT/node_modules/tsx ]] || die "the npm dependencies are missing: run make setup first"
   kmgmt get namespace outpost-system -o name >/dev/null ||

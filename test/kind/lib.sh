@@ -99,6 +99,13 @@ require_tools() {
   ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (see test/kind/README.md)"
 }
 
+# The kubectl outpost plugin (cli/) needs Node >= 22.19; `make setup` installs one.
+require_node() {
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+    process.exit(a > 22 || (a === 22 && b >= 19) ? 0 : 1)' ||
+    die "Node >= 22.19 is needed to run kubectl outpost (this is $(node --version)): run make setup"
+}
+
 # ---- clusters --------------------------------------------------------------------------
 
 kind_cluster() { printf '%s-%s' "$PREFIX" "$1"; }
@@ -210,18 +217,24 @@ save_credential() {
 # ---- services of the management cluster ------------------------------------------------
 
 declare -A PF_PID=() PF_URL=()
+# The shell (subshell level) that owns the port-forwards: the one that stops them.
+PF_OWNER=$BASH_SUBSHELL
 
 # service_url NAMESPACE SERVICE PORT VARIABLE: sets VARIABLE to a local http:// URL of the
-# management cluster's Service, through a `kubectl port-forward` kept for this process and
-# stopped when it exits (stop_port_forwards).
+# management cluster's Service, through a `kubectl port-forward` kept for this shell and
+# stopped when it exits (stop_port_forwards). Start it in the shell that owns them
+# (open_services), not in a command substitution, whose processes nothing would stop.
 service_url() {
   local _ns=$1 _svc=$2 _port=$3 _var=$4 _key="$1/$2/$3"
   if [[ -n ${PF_PID[$_key]:-} ]] && kill -0 "${PF_PID[$_key]}" 2>/dev/null; then
     printf -v "$_var" '%s' "${PF_URL[$_key]}"
     return 0
   fi
+  ((BASH_SUBSHELL == PF_OWNER)) || die "service_url $_ns/$_svc: call open_services first (not in \$(...))"
   local _log="$STATE_DIR/port-forward-$_ns-$_svc.log" _local="" _deadline=$((SECONDS + 30))
-  kmgmt -n "$_ns" port-forward "service/$_svc" ":$_port" >"$_log" 2>&1 &
+  : >"$_log"
+  # kubectl itself in the background (not through a function), so that $! is its PID.
+  kubectl --context "kind-$MGMT_CLUSTER" -n "$_ns" port-forward "service/$_svc" ":$_port" >"$_log" 2>&1 &
   PF_PID[$_key]=$!
   while :; do
     if [[ $(<"$_log") =~ Forwarding\ from\ 127\.0\.0\.1:([0-9]+) ]]; then
@@ -245,10 +258,11 @@ stop_port_forwards() {
   done
   forget_port_forwards
 }
-# In a subshell: the port-forwards inherited belong to the parent, which stops them.
+# In a subshell that starts its own: those inherited belong to the parent, which stops them.
 forget_port_forwards() {
   PF_PID=()
   PF_URL=()
+  PF_OWNER=$BASH_SUBSHELL
 }
 
 # http_status URL [CURL_ARGS...]: the HTTP status of a GET (000 when nothing answered).
@@ -256,6 +270,15 @@ http_status() {
   local url=$1
   shift
   curl -sS -o /dev/null -w '%{http_code}' "$@" "$url" 2>/dev/null || true
+}
+
+# (Re)starts the port-forwards to Gitea and Harbor in the current shell, right before
+# they are used: one started long before may have lost its pod.
+open_services() {
+  local url
+  stop_port_forwards
+  service_url gitea gitea-http 3000 url
+  service_url harbor harbor 80 url
 }
 
 # gitea_status PATH / harbor_status PATH: the HTTP status of GET PATH on their API, as the

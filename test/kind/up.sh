@@ -99,8 +99,10 @@ install_harbor() {
     --values "$KIND_DIR/values/harbor.yaml" \
     --set harborAdminPassword="$(credential HARBOR_PASSWORD)"
   local status
+  open_services
   status=$(harbor_status "users/current")
-  [[ $status == 200 ]] || die "Harbor does not accept the admin password (GET /api/v2.0/users/current: HTTP $status)"
+  [[ $status == 200 ]] || die "Harbor does not accept the admin password in $CREDENTIALS_FILE" \
+    "(GET /api/v2.0/users/current: HTTP $status); Harbor keeps its first password: test/kind/down.sh, then up.sh"
 }
 
 # ---- edges: Skupper ----------------------------------------------------------------------
@@ -201,6 +203,7 @@ create_gitea_token() {
 
 configure_tenancy() {
   step "configuring the tenancy operator (Secret outpost-system/outpost-tenancy: Gitea and Harbor)"
+  open_services
   gitea_token_works || create_gitea_token
   render "$KIND_DIR/manifests/tenancy-secret.yaml" \
     GITEA_ORGANIZATION="$GITEA_ORGANIZATION" \
