@@ -133,6 +133,28 @@ describe("render", () => {
     assert.equal(fd.dependsOn, undefined);
   });
 
+  it("writes a dependency only where both applications target the same clusters", () => {
+    const central = { clusterSelector: { matchLabels: { "site-type": "central" } } };
+    // Fleet checks dependsOn per cluster: web at the stores cannot wait for db at the central site.
+    const [apart] = render(input({ applications: [{ name: "db", targets: central }] }));
+    assert.ok(apart);
+    assert.equal(fleetYaml(apart).dependsOn, undefined);
+    // Placed together (each explicitly, with equal selectors), it is written.
+    const together = {
+      clusterSelector: { matchLabels: { "site-type": "store" } },
+    };
+    const [both] = render(
+      input({
+        applications: [
+          { name: "web", targets: together },
+          { name: "db", targets: { clusterSelector: { matchLabels: { "site-type": "store" } } } },
+        ],
+      }),
+    );
+    assert.ok(both);
+    assert.deepEqual(fleetYaml(both).dependsOn, [{ name: "storefront-db" }]);
+  });
+
   it("merges values: profile < parameter defaults < parameters < deployment values", () => {
     const [w] = render(
       input({

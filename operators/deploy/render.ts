@@ -12,6 +12,7 @@ import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
+import { canonicalJson } from "../catalog/digest.ts";
 import { effectiveProfiles } from "../catalog/package.ts";
 import { mergeValues, parseParameter, setPath, type Values } from "./values.ts";
 
@@ -146,6 +147,16 @@ export function render(input: RenderInput): RenderedBundle[] {
       continue;
     }
     const placement = dep.spec.applications?.find((a) => a.name === ref.name);
+    // Fleet's agent checks dependsOn on each cluster (deployer.go, checkDependency): the
+    // required bundle must be deployed on that same cluster. A dependency on an application
+    // placed on other clusters (the database at the central site, the web at the stores)
+    // could never be met there, so it is only written where both target the same clusters.
+    const targetsOf = (application: string): string =>
+      canonicalJson(dep.spec.applications?.find((a) => a.name === application)?.targets ?? dep.spec.targets);
+    const enforcedDependencies = (application: string): { requires: string }[] =>
+      (pkg.spec.dependencies ?? []).filter(
+        (d) => d.application === application && targetsOf(d.requires) === targetsOf(application),
+      );
     const appProfileName = profile.applicationProfiles[ref.name];
     const appProfile = app.spec.profiles?.find((p) => p.name === appProfileName);
     if (appProfileName && !appProfile) {
@@ -231,12 +242,8 @@ export function render(input: RenderInput): RenderedBundle[] {
         ...(secretName ? { valuesFrom: [{ secretKeyRef: { name: secretName, key: "values.yaml" } }] } : {}),
       },
       ...(secretName ? { downstreamResources: [{ kind: "Secret", name: secretName }] } : {}),
-      ...((pkg.spec.dependencies ?? []).some((d) => d.application === ref.name)
-        ? {
-            dependsOn: (pkg.spec.dependencies ?? [])
-              .filter((d) => d.application === ref.name)
-              .map((d) => ({ name: bundleName(d.requires) })),
-          }
+      ...(enforcedDependencies(ref.name).length > 0
+        ? { dependsOn: enforcedDependencies(ref.name).map((d) => ({ name: bundleName(d.requires) })) }
         : {}),
       ...(app.spec.ignoredResources?.length
         ? {
