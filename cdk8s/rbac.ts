@@ -138,6 +138,12 @@ export const operators: Record<string, OperatorAccess> = {
         verbs: all,
       },
       { apiGroups: ["deploy.outpost.dev"], resources: ["appdeployments"], verbs: all },
+      // Project deletion removes networks first, so their finalizers can clean the edges.
+      {
+        apiGroups: ["interconnect.outpost.dev"],
+        resources: ["networks", "networkservices"],
+        verbs: [...read, "delete"],
+      },
     ],
     project: [
       { apiGroups: [""], resources: ["secrets"], verbs: [...read, "create", "update", "patch", "delete"] },

@@ -1,9 +1,9 @@
 // Project reconciler: the project's namespace, its members' RoleBindings to the project
 // roles, the operators' per-project RoleBindings, and its ResourceQuota — each step
 // idempotent (server-side apply) and reported as its own condition, and its Git
-// repository (git.ts). Deletion removes the project's AppDeployments first, then the Git
-// repository it created, then the namespace, and never touches a namespace the project
-// did not create.
+// repository (git.ts). Deletion removes the project's AppDeployments first, then its
+// Networks and NetworkServices, then the Harbor project and Git repository it created,
+// then the namespace, and never touches a namespace the project did not create.
 import type { Project } from "../api/project.generated.ts";
 import { secretData } from "../catalog/secrets.ts";
 import type { Application } from "../api/application.generated.ts";
@@ -13,6 +13,8 @@ import {
   AppDeploymentResource,
   ApplicationResource,
   DeploymentPackageResource,
+  NetworkResource,
+  NetworkServiceResource,
   ProjectResource,
   RegistryResource,
 } from "../api/resources.generated.ts";
@@ -515,7 +517,10 @@ export class ProjectReconciler {
     );
   }
 
-  /** AppDeployments first (they clean up what they delivered), then the namespace. */
+  /**
+   * AppDeployments first (they clean up what they delivered), then Networks and
+   * NetworkServices (they clean up the edges), Harbor and Git, then the namespace.
+   */
   private async delete(project: Project): Promise<Result | undefined> {
     const { client } = this.manager;
     const name = project.metadata.name ?? "";
@@ -533,6 +538,24 @@ export class ProjectReconciler {
         return this.deleting(
           project,
           `waiting for ${deployments.items.length} AppDeployment(s) to be removed`,
+        );
+      }
+      // Networks and services next: their finalizers remove what they made on the edge
+      // clusters, which they reach through this namespace's kubeconfig Secrets.
+      const interconnect = (
+        await Promise.all(
+          [NetworkServiceResource, NetworkResource].map(async (r) =>
+            (await client.list<KubeObject>(r, { namespace: name })).items.map((o) => ({ r, o })),
+          ),
+        )
+      ).flat();
+      if (interconnect.length > 0) {
+        for (const { r, o } of interconnect) {
+          if (!o.metadata.deletionTimestamp) await client.delete(r, o.metadata.name ?? "", name);
+        }
+        return this.deleting(
+          project,
+          `waiting for ${interconnect.map(({ r, o }) => `${r.kind} ${o.metadata.name ?? ""}`).join(", ")} to clean up the edge clusters and be removed`,
         );
       }
       const harborProject = project.metadata.annotations?.[harborProjectAnnotation];

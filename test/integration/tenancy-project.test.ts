@@ -4,7 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Project } from "../../operators/api/project.generated.ts";
-import { AppDeploymentResource, ProjectResource } from "../../operators/api/resources.generated.ts";
+import {
+  AppDeploymentResource,
+  NetworkResource,
+  NetworkServiceResource,
+  ProjectResource,
+} from "../../operators/api/resources.generated.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { getCondition, kstatus } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
@@ -146,6 +151,60 @@ describe("Project reconcile", () => {
       (await client.get(ProjectResource, "legacy")) ? undefined : true,
     );
     assert.ok(await client.get(namespacesResource, "legacy"), "the namespace stays");
+  });
+
+  it("removes networks (and waits for their edge cleanup) before the namespace", async () => {
+    await client.create(ProjectResource, project("stores", {}));
+    await waitProject("stores", (p) => kstatus(p) === "Current");
+    // The interconnect operator's finalizers hold these until the edges are clean; here a
+    // test finalizer plays that part, so the order is visible.
+    const hold = "test.outpost.dev/edge-cleanup";
+    await client.create(NetworkResource, {
+      metadata: { name: "stores", namespace: "stores", finalizers: [hold] },
+      spec: { members: { clusterSelector: { matchLabels: { "site-type": "store" } } } },
+    } as KubeObject);
+    await client.create(NetworkServiceResource, {
+      metadata: { name: "db", namespace: "stores", finalizers: [hold] },
+      spec: {
+        networkRef: { name: "stores" },
+        deploymentRef: { name: "storefront" },
+        application: "db",
+        service: "db",
+        port: 5432,
+        consumers: { clusterSelector: { matchLabels: { "site-type": "store" } } },
+      },
+    } as KubeObject);
+    await client.delete(ProjectResource, "stores");
+    const waiting = await waitProject("stores", (p) =>
+      (getCondition(p.status?.conditions, "Reconciling")?.message ?? "").includes(
+        "waiting for NetworkService db, Network stores to clean up the edge clusters",
+      ),
+    );
+    assert.ok(waiting);
+    for (const r of [NetworkResource, NetworkServiceResource]) {
+      const o = await client.get<KubeObject>(r, r === NetworkResource ? "stores" : "db", "stores");
+      assert.ok(o?.metadata.deletionTimestamp, `${r.kind} deletion requested`);
+    }
+    const ns = await client.get<KubeObject>(namespacesResource, "stores");
+    assert.equal(
+      ns?.metadata.deletionTimestamp,
+      undefined,
+      "the namespace stays while the edges are cleaned",
+    );
+
+    for (const [r, n] of [
+      [NetworkResource, "stores"],
+      [NetworkServiceResource, "db"],
+    ] as const)
+      await client.mergePatch(r, n, "stores", { metadata: { finalizers: null } });
+    await eventually(
+      "the project and its namespace to be gone",
+      async () =>
+        (await client.get(ProjectResource, "stores")) || (await client.get(namespacesResource, "stores"))
+          ? undefined
+          : true,
+      90_000,
+    );
   });
 
   it("deletes deployments first, then the namespace, then itself", async () => {
