@@ -60,26 +60,35 @@ export function readExamples(chartsUrl?: string): ExampleObject[] {
   return exampleObjects(files, chartsUrl);
 }
 
-/** Fleet's manager-initiated registration of a cluster: its kubeconfig Secret and Cluster. */
+/**
+ * An edge cluster's registration: Fleet's manager-initiated registration (a Cluster whose
+ * kubeConfigSecret holds an admin kubeconfig, which Fleet deploys its agent with) and
+ * Outpost's own Secret <cluster>-kubeconfig for the edge identity of config/edge.
+ */
 export function fleetRegistration(
   ns: string,
   cluster: { name: string; labels: Record<string, string> },
-  kubeconfig: string,
-): { secret: KubeObject; cluster: KubeObject } {
-  const secretName = `${cluster.name}-kubeconfig`;
-  return {
-    secret: {
+  kubeconfigs: { fleet: string; outpost: string },
+): { secrets: KubeObject[]; cluster: KubeObject } {
+  const secret = (name: string, value: string): KubeObject =>
+    ({
       apiVersion: "v1",
       kind: "Secret",
-      metadata: { name: secretName, namespace: ns },
+      metadata: { name, namespace: ns },
       type: "Opaque",
-      stringData: { value: kubeconfig },
-    } as KubeObject,
+      stringData: { value },
+    }) as KubeObject;
+  const fleetSecret = `${cluster.name}-fleet-kubeconfig`;
+  return {
+    secrets: [
+      secret(fleetSecret, kubeconfigs.fleet),
+      secret(`${cluster.name}-kubeconfig`, kubeconfigs.outpost),
+    ],
     cluster: {
       apiVersion: "fleet.cattle.io/v1alpha1",
       kind: "Cluster",
       metadata: { name: cluster.name, namespace: ns, labels: cluster.labels },
-      spec: { kubeConfigSecret: secretName },
+      spec: { kubeConfigSecret: fleetSecret },
     } as KubeObject,
   };
 }
@@ -115,7 +124,11 @@ export interface Story {
   /** Whose approval the example needs: the Project's approver (impersonated). */
   approver: string;
   /** Local fleet: the edges to register with Fleet, with their Outpost kubeconfigs. */
-  register?: { name: string; labels: Record<string, string>; kubeconfig: string }[];
+  register?: {
+    name: string;
+    labels: Record<string, string>;
+    kubeconfigs: { fleet: string; outpost: string };
+  }[];
   chartsUrl?: string;
   progress: (line: string) => void;
   timeoutMs: number;
@@ -181,8 +194,9 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
   await waitReady(`Project ${ns}`, () => client.get<WithStatus>(api.ProjectResource, ns));
 
   for (const c of story.register ?? []) {
-    const reg = fleetRegistration(ns, c, c.kubeconfig);
-    await client.apply(secretsResource, reg.secret, { fieldManager, force: true });
+    const reg = fleetRegistration(ns, c, c.kubeconfigs);
+    for (const secret of reg.secrets)
+      await client.apply(secretsResource, secret, { fieldManager, force: true });
     await client.apply(FleetClusterResource, reg.cluster, { fieldManager, force: true });
     progress(
       `registered Fleet cluster ${c.name} (${Object.entries(c.labels)

@@ -124,8 +124,10 @@ async function main(): Promise<void> {
   });
   const skupper = await Promise.all(edges.map((e) => installSkupperCRDs(e.cluster.kubeconfig)));
   const edgeKubeconfigs: Record<string, string> = {};
+  const fleetKubeconfigs: Record<string, string> = {};
   for (const e of edges) {
     kubectl(cp, e.cluster.kubeconfig, "apply", "-k", join(repoRoot, "config/edge"));
+    fleetKubeconfigs[e.name] = e.cluster.kubeconfig;
     edgeKubeconfigs[e.name] = await kubeconfigFor(
       e.cluster,
       "system:serviceaccount:kube-system:outpost-edge",
@@ -184,6 +186,7 @@ async function main(): Promise<void> {
     kubeconfig,
     bin,
     edgeKubeconfigs,
+    fleetKubeconfigs,
     gitea: { url: gitea.url, username: gitea.username, password: gitea.password },
     charts: `${oci.url}/bitnamicharts`,
     clamd: clamd ? `${clamd.host}:${clamd.port}` : undefined,

@@ -28,6 +28,8 @@ export interface DemoState {
   bin: string;
   /** Per Fleet cluster: a kubeconfig for Outpost's edge identity (config/edge). */
   edgeKubeconfigs: Record<string, string>;
+  /** Per Fleet cluster: its admin kubeconfig, for Fleet's registration. */
+  fleetKubeconfigs: Record<string, string>;
   gitea: { url: string; username: string; password: string };
   /** The OCI registry's URL of the demo's chart repository (…/bitnamicharts). */
   charts: string;

@@ -243,16 +243,19 @@ async function up(): Promise<void> {
   const kubeconfig = state?.kubeconfig ?? process.env.KUBECONFIG ?? "";
   try {
     if (kc) await installInto(client, say, timeoutMs);
-    const edgeConfigs = state?.edgeKubeconfigs;
+    const local = state;
     const delivered = await deliverExamples({
       client,
       approver,
       chartsUrl: state?.charts,
-      register: edgeConfigs
+      register: local
         ? demoClusters.map((c) => ({
             name: c.name,
             labels: { ...c.labels },
-            kubeconfig: readFileSync(edgeConfigs[c.name] ?? "", "utf8"),
+            kubeconfigs: {
+              fleet: readFileSync(local.fleetKubeconfigs[c.name] ?? "", "utf8"),
+              outpost: readFileSync(local.edgeKubeconfigs[c.name] ?? "", "utf8"),
+            },
           }))
         : undefined,
       progress: say,

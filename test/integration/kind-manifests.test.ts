@@ -49,7 +49,8 @@ type Doc = { apiVersion?: string; kind?: string; metadata?: { name?: string; nam
 function sampleValues(): Record<string, string> {
   const edgeKubeconfig = readFileSync(controlPlane().edges[0]?.kubeconfig ?? "", "utf8");
   return {
-    KUBECONFIG_BASE64: Buffer.from(edgeKubeconfig).toString("base64"),
+    FLEET_KUBECONFIG_BASE64: Buffer.from(edgeKubeconfig).toString("base64"),
+    OUTPOST_KUBECONFIG_BASE64: Buffer.from(edgeKubeconfig).toString("base64"),
     GITEA_USERNAME: "outpost-admin",
     GITEA_TOKEN: "0123456789abcdef0123456789abcdef01234567",
     HARBOR_PASSWORD: "0123456789abcdef0123456789abcdef",

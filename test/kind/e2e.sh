@@ -175,14 +175,27 @@ phase_project() {
     secret_value outpost-harbor username
 }
 
+# A kubeconfig for ServiceAccount kube-system/outpost-edge (config/edge) on an edge: the
+# internal kubeconfig's server and CA with a token of that ServiceAccount.
+outpost_edge_kubeconfig() {
+  local edge=$1 internal=$2 out=$3 token
+  token=$(kedge "$edge" -n kube-system create token outpost-edge --duration=24h)
+  cp "$internal" "$out"
+  kubectl --kubeconfig "$out" config set-credentials outpost-edge --token="$token" >/dev/null
+  kubectl --kubeconfig "$out" config set-context --current --user=outpost-edge >/dev/null
+}
+
 phase_register() {
-  local edge internal
+  local edge internal outpost
   for edge in "${EDGES[@]}"; do
     internal=$(internal_kubeconfig "$(kind_cluster "$edge")")
     [[ -s $internal ]] || fail "no internal kubeconfig of $edge at $internal: run up.sh"
-    step "registering $edge with Fleet (Secret $PROJECT/$edge-kubeconfig, Cluster $PROJECT/$edge)"
+    outpost="$STATE_DIR/$edge.outpost-edge.kubeconfig"
+    outpost_edge_kubeconfig "$edge" "$internal" "$outpost"
+    step "registering $edge with Fleet (Secrets $PROJECT/$edge-fleet-kubeconfig and $edge-kubeconfig, Cluster $PROJECT/$edge)"
     render "$KIND_DIR/manifests/fleet-cluster-$edge.yaml" \
-      KUBECONFIG_BASE64="$(base64 <"$internal" | tr -d '\n')" | kmgmt apply -f -
+      FLEET_KUBECONFIG_BASE64="$(base64 <"$internal" | tr -d '\n')" \
+      OUTPOST_KUBECONFIG_BASE64="$(base64 <"$outpost" | tr -d '\n')" | kmgmt apply -f -
   done
   for edge in "${EDGES[@]}"; do
     wait_until 600 "the Fleet agent on $edge to check in" show_fleet_cluster "$edge" -- \

@@ -56,14 +56,24 @@ describe("demo: examples", () => {
 });
 
 describe("demo: Fleet registration", () => {
-  it("is a kubeconfig Secret (key value) and a Cluster naming it, with the labels", () => {
-    const reg = fleetRegistration("retail", { name: "store-1", labels: { ring: "pilot" } }, "KUBECONFIG");
-    assert.deepEqual(reg.secret.metadata, { name: "store-1-kubeconfig", namespace: "retail" });
-    assert.deepEqual((reg.secret as unknown as { stringData: object }).stringData, { value: "KUBECONFIG" });
+  it("gives Fleet the admin kubeconfig and Outpost its own, with the labels on the Cluster", () => {
+    const reg = fleetRegistration(
+      "retail",
+      { name: "store-1", labels: { ring: "pilot" } },
+      { fleet: "ADMIN", outpost: "EDGE" },
+    );
+    const data = (o: object) => (o as { stringData: Record<string, string> }).stringData;
+    assert.deepEqual(
+      reg.secrets.map((s) => [s.metadata.name, data(s)]),
+      [
+        ["store-1-fleet-kubeconfig", { value: "ADMIN" }],
+        ["store-1-kubeconfig", { value: "EDGE" }],
+      ],
+    );
     assert.equal(reg.cluster.kind, "Cluster");
     assert.deepEqual(reg.cluster.metadata.labels, { ring: "pilot" });
     assert.deepEqual((reg.cluster as unknown as { spec: object }).spec, {
-      kubeConfigSecret: "store-1-kubeconfig",
+      kubeConfigSecret: "store-1-fleet-kubeconfig",
     });
   });
 });
