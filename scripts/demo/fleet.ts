@@ -29,9 +29,9 @@ import { freePort } from "../../test/controlplane/ports.ts";
 import { ProcessGroup } from "../../test/controlplane/processes.ts";
 import { installFleetCRDs } from "../../test/drivers/fleet-crds.ts";
 import { installSkupperCRDs } from "../../test/drivers/skupper-crds.ts";
-import { startGitea, type Gitea } from "../../test/support/gitea.ts";
+import { giteaSettings, startGitea, type Gitea } from "../../test/support/gitea.ts";
 import { pushChart, startClamd, startOciRegistry } from "../../test/support/services.ts";
-import { packChart } from "./charts.ts";
+import { demoChart } from "./charts.ts";
 import {
   demoClusters,
   demoDir,
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   else progress("clamd is not installed (Debian: clamav-daemon): charts are not scanned in this demo");
 
   for (const chart of ["nginx", "postgresql"]) {
-    const packed = await packChart(chart);
+    const packed = await demoChart(chart);
     await pushChart(oci.url, "bitnamicharts", packed);
     progress(`pushed chart ${packed.name} ${packed.version} to ${oci.url}/bitnamicharts`);
   }
@@ -211,13 +211,7 @@ async function configureTenancy(kubeconfig: string, gitea: Gitea): Promise<void>
         kind: "Secret",
         metadata: { name: "outpost-tenancy", namespace: "outpost-system" },
         type: "Opaque",
-        stringData: {
-          "git.provider": "gitea",
-          "git.apiUrl": gitea.api,
-          "git.organization": "projects",
-          "git.username": gitea.username,
-          "git.token": gitea.token,
-        },
+        stringData: giteaSettings(gitea, "projects"),
       } as KubeObject,
       { fieldManager: "outpost-demo", force: true },
     );

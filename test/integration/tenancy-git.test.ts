@@ -16,7 +16,7 @@ import { registerTenancy } from "../../operators/tenancy/index.ts";
 import { configSecret, gitCreatedAnnotation } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
-import { startGitea, type Gitea } from "../support/gitea.ts";
+import { giteaSettings, startGitea, type Gitea } from "../support/gitea.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
 import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
@@ -72,13 +72,7 @@ describe("Project Git repository", () => {
   });
 
   it("creates the repository, names it in outpost-git, and deletes it with the project", async () => {
-    await configure({
-      "git.provider": "gitea",
-      "git.apiUrl": gitea.api,
-      "git.organization": "outpost-projects",
-      "git.username": gitea.username,
-      "git.token": gitea.token,
-    });
+    await configure(giteaSettings(gitea, "outpost-projects"));
     await client.create(ProjectResource, { metadata: { name: "shop" }, spec: {} } as KubeObject);
     const p = await eventually("project ready with a repository", async () => {
       const o = await client.get<Project>(ProjectResource, "shop");

@@ -14,7 +14,7 @@ import { configSecret, roleBindingsResource } from "../../operators/tenancy/proj
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { OperatorProcess } from "../support/operator.ts";
-import { startGitea, type Gitea } from "../support/gitea.ts";
+import { giteaSettings, startGitea, type Gitea } from "../support/gitea.ts";
 import { startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
 import { installOutpost } from "../support/install.ts";
 import { secretsResource } from "../../operators/runtime/core.ts";
@@ -40,11 +40,7 @@ describe("tenancy operator reliability", () => {
           "harbor.username": harbor.username,
           "harbor.password": harbor.password,
           "harbor.registry": "harbor.example.com",
-          "git.provider": "gitea",
-          "git.apiUrl": gitea.api,
-          "git.organization": "projects",
-          "git.username": gitea.username,
-          "git.token": gitea.token,
+          ...giteaSettings(gitea, "projects"),
         },
       } as KubeObject,
       { fieldManager: "test" },

@@ -157,3 +157,14 @@ export async function startGitea(options: { dir?: string } = {}): Promise<Gitea>
     },
   };
 }
+
+/** The tenancy operator's Git settings (Secret outpost-tenancy) for repositories in `organization`. */
+export function giteaSettings(gitea: Gitea, organization: string): Record<string, string> {
+  return {
+    "git.provider": "gitea",
+    "git.apiUrl": gitea.api,
+    "git.organization": organization,
+    "git.username": gitea.username,
+    "git.token": gitea.token,
+  };
+}

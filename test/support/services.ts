@@ -162,6 +162,15 @@ export interface Chart {
   digest: string;
 }
 
+/** The chart folder `<parent>/<name>` as a chart archive (.tgz), as `helm package` lays it out. */
+export async function packChart(parent: string, name: string, version: string): Promise<Chart> {
+  const chunks: Buffer[] = [];
+  const stream = tar.c({ gzip: true, cwd: parent, portable: true }, [name]);
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  const archive = Buffer.concat(chunks);
+  return { name, version, archive, digest: `sha256:${createHash("sha256").update(archive).digest("hex")}` };
+}
+
 /** A Helm chart archive (.tgz) with Chart.yaml, values.yaml, templates and extra files. */
 export async function makeChart(options: {
   name: string;
@@ -191,16 +200,7 @@ export async function makeChart(options: {
       mkdirSync(join(root, path, ".."), { recursive: true });
       writeFileSync(join(root, path), content);
     }
-    const chunks: Buffer[] = [];
-    const stream = tar.c({ gzip: true, cwd: dir, portable: true }, [options.name]);
-    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-    const archive = Buffer.concat(chunks);
-    return {
-      name: options.name,
-      version: options.version,
-      archive,
-      digest: `sha256:${createHash("sha256").update(archive).digest("hex")}`,
-    };
+    return await packChart(dir, options.name, options.version);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
