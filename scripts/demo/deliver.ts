@@ -227,6 +227,8 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
     `AppDeployment ${depName}`,
     async () => {
       const d = await getDep();
+      const r = readiness(d);
+      if (r.stalled) throw new Error(`AppDeployment ${depName} is stalled - ${r.text}`);
       if (
         !approved &&
         d?.status?.phase === "AwaitingApproval" &&

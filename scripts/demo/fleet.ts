@@ -141,7 +141,9 @@ async function main(): Promise<void> {
   mkdirSync(logDir, { recursive: true });
   const group = new ProcessGroup(logDir);
   stops.push(() => group.stopAll());
-  const [metricsPort, proxyPort] = [await freePort(), await freePort()];
+  const metricsPort = await freePort();
+  let proxyPort = await freePort();
+  while (proxyPort === metricsPort) proxyPort = await freePort();
   const node = [process.execPath, "--import", "tsx"];
   group.start("outpost-operator", node[0] ?? "node", [
     ...node.slice(1),
