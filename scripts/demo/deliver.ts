@@ -111,6 +111,16 @@ export function readiness(o: WithStatus | undefined): { ready: boolean; stalled?
   return { ready: false, stalled, text: `${c.reason}: ${c.message}` };
 }
 
+/**
+ * Why the deployment cannot go on without someone changing it, or undefined. Awaiting
+ * approval is Stalled too by kstatus's rules (it waits for a person), but approving is
+ * the demo's part, so it does not count.
+ */
+export function deploymentStall(d: AppDeployment | undefined): string | undefined {
+  const r = readiness(d);
+  return r.stalled && d?.status?.phase !== "AwaitingApproval" ? r.text : undefined;
+}
+
 /** Whether the deployment's current spec is delivered: committed to Git and its GitRepos written. */
 export function delivered(d: AppDeployment | undefined): boolean {
   if (!d?.status || d.status.observedGeneration !== d.metadata.generation) return false;
@@ -227,10 +237,8 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
     `AppDeployment ${depName}`,
     async () => {
       const d = await getDep();
-      // Awaiting approval is Stalled too (it waits for a person): that is the demo's to give.
-      const r = readiness(d);
-      if (r.stalled && d?.status?.phase !== "AwaitingApproval")
-        throw new Error(`AppDeployment ${depName} is stalled - ${r.text}`);
+      const stall = deploymentStall(d);
+      if (stall) throw new Error(`AppDeployment ${depName} is stalled - ${stall}`);
       if (
         !approved &&
         d?.status?.phase === "AwaitingApproval" &&

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   delivered,
+  deploymentStall,
   exampleObjects,
   fleetRegistration,
   readExamples,
@@ -100,6 +101,26 @@ describe("demo: readiness", () => {
     );
     assert.deepEqual(r, { ready: false, stalled: true, text: "ChartNotFound: no chart x" });
     assert.equal(readiness(obj(1, 1, [condition("Ready", "False")])).stalled, false);
+  });
+
+  it("stops on a stalled deployment, except one awaiting the approval the demo gives", () => {
+    const dep = (phase: string, stalled: boolean): AppDeployment =>
+      ({
+        metadata: { name: "d", generation: 1 },
+        spec: { packageRef: { name: "p", version: "1" } },
+        status: {
+          observedGeneration: 1,
+          phase,
+          conditions: [
+            condition("Ready", "False", phase, "why"),
+            ...(stalled ? [condition("Stalled", "True", phase, "why")] : []),
+          ],
+        },
+      }) as AppDeployment;
+    assert.equal(deploymentStall(dep("AwaitingApproval", true)), undefined);
+    assert.equal(deploymentStall(dep("Error", true)), "Error: why");
+    assert.equal(deploymentStall(dep("Deploying", false)), undefined);
+    assert.equal(deploymentStall(undefined), undefined);
   });
 
   it("calls a deployment delivered when its current spec is committed", () => {
