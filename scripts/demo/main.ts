@@ -153,7 +153,34 @@ async function realCluster(): Promise<KubeConfig | undefined> {
   }
 }
 
-function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string): string {
+interface Bundles {
+  files: { path: string; size: number }[];
+  /** One application's fleet.yaml, to show what Fleet is given. */
+  sample?: { path: string; text: string };
+}
+
+/** The rendered bundles of the deployment in the delivered commit, read from the demo's Gitea. */
+async function renderedBundles(state: DemoState, d: Delivered): Promise<Bundles> {
+  const ns = d.deployment.metadata.namespace ?? "";
+  const commit = d.deployment.status?.commit ?? "";
+  const folder = `${d.deployment.metadata.name ?? ""}/`;
+  const auth = `Basic ${Buffer.from(`${state.gitea.username}:${state.gitea.password}`).toString("base64")}`;
+  const repo = `${state.gitea.url}/api/v1/repos/projects/${ns}`;
+  const res = await fetch(`${repo}/git/trees/${commit}?recursive=true&per_page=1000`, {
+    headers: { authorization: auth },
+  });
+  if (!res.ok) throw new Error(`reading commit ${commit} from Gitea: HTTP ${res.status}`);
+  const tree = (await res.json()) as { tree: { path: string; type: string; size: number }[] };
+  const files = tree.tree
+    .filter((e) => e.type === "blob" && e.path.startsWith(folder))
+    .map((e) => ({ path: e.path, size: e.size }));
+  const first = files.find((f) => f.path.endsWith("/fleet.yaml"));
+  if (!first) return { files };
+  const raw = await fetch(`${repo}/raw/${first.path}?ref=${commit}`, { headers: { authorization: auth } });
+  return raw.ok ? { files, sample: { path: first.path, text: await raw.text() } } : { files };
+}
+
+function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string, bundles?: Bundles): string {
   const ns = d.deployment.metadata.namespace ?? "";
   const name = d.deployment.metadata.name ?? "";
   const k = `KUBECONFIG=${kubeconfig}`;
@@ -181,6 +208,20 @@ function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string)
           .join(", ")}`,
     ),
   ];
+  if (bundles) {
+    lines.push("", "Rendered bundles in that commit (what Fleet's agents would apply):");
+    for (const f of bundles.files) lines.push(`  ${f.path.padEnd(44)} ${f.size} bytes`);
+    if (bundles.sample) {
+      lines.push(
+        "",
+        `${bundles.sample.path}:`,
+        ...bundles.sample.text
+          .trimEnd()
+          .split("\n")
+          .map((l) => `  ${l}`),
+      );
+    }
+  }
   if (d.network?.status?.summary) {
     const s = d.network.status.summary;
     lines.push(
@@ -261,7 +302,8 @@ async function up(): Promise<void> {
       progress: say,
       timeoutMs,
     });
-    console.log(summary(delivered, state, kubeconfig));
+    const bundles = local ? await renderedBundles(local, delivered) : undefined;
+    console.log(summary(delivered, state, kubeconfig, bundles));
     say("done");
   } finally {
     await client.close();

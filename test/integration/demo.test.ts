@@ -69,6 +69,11 @@ describe("make demo", () => {
     assert.ok((await commits(state)).includes(first), "the delivered commit is in Gitea");
     assert.match(up.output, /GitRepo\s+storefront-storefront-web\s+paths storefront\/storefront-web/);
     assert.match(up.output, /GitRepo\s+storefront-storefront-db\s+paths storefront\/storefront-db/);
+    // What was rendered, read back from the commit; the secret parameter is not in it.
+    assert.match(up.output, /storefront\/storefront-web\/fleet\.yaml\s+\d+ bytes/);
+    assert.match(up.output, /storefront\/storefront-db\/values\.yaml\s+\d+ bytes/);
+    assert.match(up.output, /valuesFrom:/);
+    assert.doesNotMatch(up.output, /change-me-before-use/);
     // It says plainly what does not run here.
     assert.match(up.output, /Fleet's and Skupper's controllers do not run in this local demo/);
   });
