@@ -31,6 +31,7 @@ import { freePort } from "../test/controlplane/ports.ts";
 import { installFleetCRDs } from "../test/drivers/fleet-crds.ts";
 import { crdFiles } from "../test/support/crds.ts";
 import { startOperator } from "../test/support/operator.ts";
+import { packageResolved } from "../test/support/deploy.ts";
 import { startGitServer } from "../test/support/git-server.ts";
 import { makeChart, pushChart, startOciRegistry } from "../test/support/services.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
@@ -152,14 +153,7 @@ export async function run(): Promise<BenchmarkResult> {
     const catalog = await startOperator("outpost-catalog", kubeConfig, (m) => {
       registerCatalog(m, { scanMode: "off" });
     });
-    await until("package ready", async () => {
-      const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
-        DeploymentPackageResource,
-        "shop-1.0.0",
-        ns,
-      );
-      return p?.status?.contentDigest;
-    });
+    await packageResolved(client, ns, "shop-1.0.0", 900_000);
     await sleep(2_000); // the operator's informers have listed the clusters
 
     // (a) one deployment to every cluster.

@@ -132,6 +132,14 @@ const extraArgs: Record<string, string[]> = {
 };
 
 /** Every Outpost container: non-root, read-only root file system, no privileges. */
+/** Liveness on /healthz, readiness on /readyz, as the operators and the proxy serve them. */
+function probes(port: number): Pick<kplus.ContainerProps, "liveness" | "readiness"> {
+  return {
+    liveness: kplus.Probe.fromHttpGet("/healthz", { port, periodSeconds: Duration.seconds(20) }),
+    readiness: kplus.Probe.fromHttpGet("/readyz", { port, periodSeconds: Duration.seconds(10) }),
+  };
+}
+
 const containerSecurity: kplus.ContainerSecurityContextProps = {
   ensureNonRoot: true,
   user: 65532,
@@ -185,14 +193,7 @@ function operatorsChart(app: App): Chart {
             ...(extraArgs[name] ?? []),
           ],
           ports: [{ name: "metrics", number: metricsPort }],
-          liveness: kplus.Probe.fromHttpGet("/healthz", {
-            port: metricsPort,
-            periodSeconds: Duration.seconds(20),
-          }),
-          readiness: kplus.Probe.fromHttpGet("/readyz", {
-            port: metricsPort,
-            periodSeconds: Duration.seconds(10),
-          }),
+          ...probes(metricsPort),
           resources: {
             cpu: { request: kplus.Cpu.millis(50), limit: kplus.Cpu.millis(1000) },
             memory: { request: Size.mebibytes(128), limit: Size.mebibytes(768) },
@@ -260,14 +261,7 @@ function serviceProxyDeployment(chart: Chart): void {
         command: ["node", ...proxyNodeFlags, "--import", "tsx", "operators/proxy/main.ts"],
         args: [`--bind-address=:${proxyPort}`],
         ports: [{ name: "http", number: proxyPort }],
-        liveness: kplus.Probe.fromHttpGet("/healthz", {
-          port: proxyPort,
-          periodSeconds: Duration.seconds(20),
-        }),
-        readiness: kplus.Probe.fromHttpGet("/readyz", {
-          port: proxyPort,
-          periodSeconds: Duration.seconds(10),
-        }),
+        ...probes(proxyPort),
         resources: {
           cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.millis(2000) },
           memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },

@@ -160,18 +160,14 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
     if (!r) throw new Error(`no resource for ${o.kind}`);
     await client.apply(r, o, { fieldManager, force: true });
   };
-  const waitFor = async <T>(
-    what: string,
-    check: () => Promise<T | undefined>,
-    describe?: () => Promise<string>,
-  ): Promise<T> => {
+  /** Polls until `poll` is done; prints its status whenever that changes. One read a poll. */
+  const waitFor = async <T>(what: string, poll: () => Promise<{ done?: T; status?: string }>): Promise<T> => {
     let said = "";
     for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      const now = describe ? await describe() : "";
-      if (now && now !== said) progress(`  ${what}: ${now}`);
-      said = now || said;
+      const { done, status } = await poll();
+      if (done !== undefined) return done;
+      if (status && status !== said) progress(`  ${what}: ${status}`);
+      said = status ?? said;
       if (Date.now() > deadline)
         throw new Error(`timed out waiting for ${what}${said ? ` (last: ${said})` : ""}`);
       await sleep(500);
@@ -180,19 +176,12 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
 
   /** Waits until the object is Ready; a Stalled one fails the demo with its message. */
   const waitReady = async (what: string, get: () => Promise<WithStatus | undefined>): Promise<WithStatus> => {
-    const o = await waitFor(
-      what,
-      async () => {
-        const got = await get();
-        const r = readiness(got);
-        if (r.stalled) throw new Error(`${what} is stalled - ${r.text}`);
-        return r.ready ? got : undefined;
-      },
-      async () => {
-        const r = readiness(await get());
-        return r.ready ? "" : r.text;
-      },
-    );
+    const o = await waitFor(what, async () => {
+      const got = await get();
+      const r = readiness(got);
+      if (r.stalled) throw new Error(`${what} is stalled - ${r.text}`);
+      return r.ready ? { done: got } : { status: r.text };
+    });
     progress(`${what}: ${readiness(o).text}`);
     return o;
   };
@@ -230,41 +219,35 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
   }
 
   const depName = objects.find((o) => o.kind === "AppDeployment")?.metadata.name ?? "";
-  const getDep = (): Promise<AppDeployment | undefined> =>
-    client.get<AppDeployment>(api.AppDeploymentResource, depName, ns);
   let approved = false;
-  const dep = await waitFor(
-    `AppDeployment ${depName}`,
-    async () => {
-      const d = await getDep();
-      const stall = deploymentStall(d);
-      if (stall) throw new Error(`AppDeployment ${depName} is stalled - ${stall}`);
-      if (
-        !approved &&
-        d?.status?.phase === "AwaitingApproval" &&
-        d.status.observedGeneration === d.metadata.generation
-      ) {
-        progress(
-          `AppDeployment ${depName} awaits approval; approving as ${story.approver} (the project's approver role)`,
-        );
-        const asApprover = new KubeClient(client.kubeConfig, { impersonate: { user: story.approver } });
-        try {
-          const a = await approve(asApprover, ns, depName, "approved by make demo");
-          progress(`  ${a.created ? "created" : "found"} Approval ${a.name}`);
-        } finally {
-          await asApprover.close();
-        }
-        approved = true;
+  const dep = await waitFor(`AppDeployment ${depName}`, async () => {
+    const d = await client.get<AppDeployment>(api.AppDeploymentResource, depName, ns);
+    const stall = deploymentStall(d);
+    if (stall) throw new Error(`AppDeployment ${depName} is stalled - ${stall}`);
+    if (
+      !approved &&
+      d?.status?.phase === "AwaitingApproval" &&
+      d.status.observedGeneration === d.metadata.generation
+    ) {
+      progress(
+        `AppDeployment ${depName} awaits approval; approving as ${story.approver} (the project's approver role)`,
+      );
+      const asApprover = new KubeClient(client.kubeConfig, { impersonate: { user: story.approver } });
+      try {
+        const a = await approve(asApprover, ns, depName, "approved by make demo");
+        progress(`  ${a.created ? "created" : "found"} Approval ${a.name}`);
+      } finally {
+        await asApprover.close();
       }
-      return delivered(d) ? d : undefined;
-    },
-    async () => {
-      const d = await getDep();
-      return d?.status?.phase
+      approved = true;
+    }
+    if (delivered(d)) return { done: d };
+    return {
+      status: d?.status?.phase
         ? `${d.status.phase}: ${getCondition(d.status.conditions, "Ready")?.message ?? ""}`
-        : "waiting for the operator";
-    },
-  );
+        : "waiting for the operator",
+    };
+  });
   progress(
     `AppDeployment ${depName}: delivered revision ${dep.status?.revision ?? "?"} (commit ${dep.status?.commit?.slice(0, 12) ?? "?"})`,
   );
@@ -280,7 +263,9 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
   if (networkName) {
     network = await waitFor(`Network ${networkName}`, async () => {
       const n = await client.get<Network>(api.NetworkResource, networkName, ns);
-      return n?.status?.observedGeneration === n?.metadata.generation && n?.status?.summary ? n : undefined;
+      return n?.status?.observedGeneration === n?.metadata.generation && n?.status?.summary
+        ? { done: n }
+        : {};
     });
   }
   const report = await deploymentStatus(client, ns, depName);

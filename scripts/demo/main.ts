@@ -40,7 +40,7 @@ async function localFleet(dir: string): Promise<DemoState> {
     say(`the demo fleet is already running (pid ${running.pid}, since ${running.startedAt}): reusing it`);
     return running;
   }
-  const starting = pidFromLog(dir);
+  const starting = startingPid(dir);
   let pid: number | undefined;
   if (starting && supervisorAlive(starting)) {
     // Another `make demo` is starting the fleet: follow it instead of starting a second one.
@@ -89,7 +89,7 @@ async function localFleet(dir: string): Promise<DemoState> {
 /** Stops the supervisor and everything it started; nothing of the demo runs afterwards. */
 async function stopFleet(dir: string, { quiet = false } = {}): Promise<void> {
   const state = readState(dir);
-  const pid = state?.pid ?? pidFromLog(dir);
+  const pid = state?.pid ?? startingPid(dir);
   if (pid && supervisorAlive(pid)) {
     if (!quiet) say(`stopping the demo fleet (pid ${pid})`);
     process.kill(pid, "SIGTERM");
@@ -125,7 +125,7 @@ async function stopFleet(dir: string, { quiet = false } = {}): Promise<void> {
 }
 
 /** The supervisor's pid from supervisor.pid, for a fleet that never wrote state.json. */
-function pidFromLog(dir: string): number | undefined {
+function startingPid(dir: string): number | undefined {
   const path = join(dir, "supervisor.pid");
   return existsSync(path) && statSync(path).size > 0 ? Number(readFileSync(path, "utf8")) : undefined;
 }

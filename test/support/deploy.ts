@@ -128,14 +128,7 @@ export async function startDeployFixture(cp: ControlPlane, ns = "retail"): Promi
   const catalog = await startOperator("outpost-catalog", kubeConfig, (m) => {
     registerCatalog(m, { scanMode: "off" });
   });
-  await eventually("package shop 1.0.0 ready", async () => {
-    const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
-      DeploymentPackageResource,
-      "shop-1.0.0",
-      ns,
-    );
-    return p?.status?.contentDigest;
-  });
+  await packageResolved(client, ns, "shop-1.0.0");
   return {
     ns,
     client,
@@ -152,6 +145,27 @@ export async function startDeployFixture(cp: ControlPlane, ns = "retail"): Promi
       await Promise.all([git.stop(), oci.stop()]);
     },
   };
+}
+
+/** Resolves with a DeploymentPackage's content digest once the catalog has resolved it. */
+export function packageResolved(
+  client: KubeClient,
+  ns: string,
+  name: string,
+  timeoutMs?: number,
+): Promise<string> {
+  return eventually(
+    `package ${name} resolved`,
+    async () =>
+      (
+        await client.get<KubeObject & { status?: { contentDigest?: string } }>(
+          DeploymentPackageResource,
+          name,
+          ns,
+        )
+      )?.status?.contentDigest,
+    timeoutMs,
+  );
 }
 
 /**
@@ -183,14 +197,7 @@ export async function shopExporting(
       dependencies: [{ application: "web", requires: "db" }],
     },
   } as KubeObject);
-  await eventually("package shop 2.0.0 resolved", async () => {
-    const p = await client.get<KubeObject & { status?: { contentDigest?: string } }>(
-      DeploymentPackageResource,
-      "shop-2.0.0",
-      ns,
-    );
-    return p?.status?.contentDigest;
-  });
+  await packageResolved(client, ns, "shop-2.0.0");
 }
 
 /** The deployment once its status describes its current generation and satisfies `test`. */
