@@ -9,6 +9,7 @@ import { KubeClient, type KubeObject, type ResourceType } from "../../operators/
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
+import { roleBindingsResource } from "../../operators/tenancy/project.ts";
 
 const controlPlane = useControlPlane();
 let admin: KubeClient;
@@ -26,13 +27,6 @@ const namespaces: ResourceType = {
   kind: "Namespace",
   plural: "namespaces",
   namespaced: false,
-};
-const roleBindings: ResourceType = {
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  kind: "RoleBinding",
-  plural: "rolebindings",
-  namespaced: true,
 };
 
 interface Access {
@@ -234,16 +228,19 @@ describe("install manifests", () => {
         roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
         subjects: [subject],
       }) as KubeObject;
-    await tenancy.create(roleBindings, binding("alice-deployer", "outpost:project-deployer"));
+    await tenancy.create(roleBindingsResource, binding("alice-deployer", "outpost:project-deployer"));
     await tenancy.create(
-      roleBindings,
+      roleBindingsResource,
       binding("catalog-secrets", "outpost:catalog-operator-project", {
         kind: "ServiceAccount",
         name: "outpost-catalog",
         namespace: "outpost-system",
       }),
     );
-    await assert.rejects(tenancy.create(roleBindings, binding("alice-admin", "cluster-admin")), /forbidden/i);
+    await assert.rejects(
+      tenancy.create(roleBindingsResource, binding("alice-admin", "cluster-admin")),
+      /forbidden/i,
+    );
     // The binding works: the catalog operator now reads Secrets in this project only.
     assert.ok(await allowed(sa("catalog"), { verb: "list", resource: "secrets", namespace: "team-rbac" }));
     assert.equal(
@@ -257,7 +254,7 @@ describe("install manifests", () => {
     const ns = "team-roles";
     await admin.create(namespaces, { metadata: { name: ns } });
     for (const role of ["viewer", "deployer", "approver", "admin"]) {
-      await admin.create(roleBindings, {
+      await admin.create(roleBindingsResource, {
         metadata: { name: role, namespace: ns },
         roleRef: {
           apiGroup: "rbac.authorization.k8s.io",

@@ -29,6 +29,7 @@ import {
 import { startEdgeBackend, type EdgeBackend } from "../support/edge-backend.ts";
 import { startEdges, type Edges } from "../support/interconnect.ts";
 import { startOperator } from "../support/operator.ts";
+import { roleBindingsResource } from "../../operators/tenancy/project.ts";
 
 const controlPlane = useControlPlane({ edges: 3 });
 const ns = "retail";
@@ -49,18 +50,11 @@ const serviceAccounts: ResourceType = {
   plural: "serviceaccounts",
   namespaced: true,
 };
-const roleBindings: ResourceType = {
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  kind: "RoleBinding",
-  plural: "rolebindings",
-  namespaced: true,
-};
 
 /** A ServiceAccount in `namespace` with project role `role` there, and a real token for it. */
 async function user(namespace: string, name: string, role: string): Promise<string> {
   await client.create(serviceAccounts, { metadata: { name, namespace } });
-  await client.create(roleBindings, {
+  await client.create(roleBindingsResource, {
     metadata: { name: `${name}-${role}`, namespace },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: `outpost:project-${role}` },
     subjects: [{ kind: "ServiceAccount", name, namespace }],
