@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module in
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from the Go module in
 # ./go once, and caches them. Prints the directory holding the binaries on its last line.
 #
 # Cache: ${OUTPOST_CACHE_DIR:-~/.cache/outpost}/controlplane/<key>, where <key> hashes
@@ -7,7 +7,7 @@
 # OUTPOST_CONTROLPLANE_BIN=<dir> skips the build and uses binaries you provide.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-binaries=(kube-apiserver kube-controller-manager kubectl etcd)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd)
 
 have_all() { for b in "${binaries[@]}"; do [ -x "$1/$b" ] || return 1; done; }
 
@@ -60,6 +60,7 @@ start=$(date +%s)
   CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
     k8s.io/kubernetes/cmd/kubectl \
     go.etcd.io/etcd/server/v3
 )

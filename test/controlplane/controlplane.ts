@@ -1,11 +1,14 @@
 // A real local control plane for tests and the demo: one etcd, one management API server
 // and N edge API servers (separate --etcd-prefix each), each with a controller manager for
-// garbage collection and namespace deletion. Binaries come from ./build.sh.
+// garbage collection and namespace deletion. Edges asked to run workloads also get the
+// workload controllers, a kube-scheduler and kwok with fake nodes (workloads.ts).
+// Binaries come from ./build.sh and ../kwok/build.sh.
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ensureBinaries, type Binaries } from "./binaries.ts";
+import { CoreV1Api } from "@kubernetes/client-node";
+import { ensureBinaries, ensureKwok, type Binaries } from "./binaries.ts";
 import {
   createCertificateAuthority,
   createSigningKey,
@@ -16,6 +19,16 @@ import { ProcessGroup, type ManagedProcess } from "./processes.ts";
 import { freePort, assertPortsFree } from "./ports.ts";
 import { httpsGet, httpGet, httpPost } from "./http.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
+import { kubeConfigFromFile } from "./crds.ts";
+import {
+  controllers,
+  fakeNodes,
+  kwokArgs,
+  nodeReady,
+  workloadsFor,
+  type ResolvedWorkloads,
+  type WorkloadsOption,
+} from "./workloads.ts";
 
 export interface StartOptions {
   /** Number of edge API servers besides the management one. Default 0. */
@@ -29,6 +42,13 @@ export interface StartOptions {
   basePort?: number;
   /** Extra kube-apiserver flags for every cluster (e.g. benchmark tuning). */
   apiServerArgs?: string[];
+  /**
+   * Edges that run workloads (never the management cluster): the workload controllers,
+   * a kube-scheduler and kwok with fake Ready nodes, on which pods become Running and
+   * Ready (or crash-loop: see `brokenImage`). The same options for every edge, or a
+   * function choosing per edge (undefined: no workloads). Default: none.
+   */
+  workloads?: WorkloadsOption;
   /** Progress lines (default: none). */
   progress?: (line: string) => void;
 }
@@ -43,6 +63,11 @@ export interface Cluster {
   readonly ca: CertificateAuthority;
   readonly apiServer: ManagedProcess;
   readonly controllerManager: ManagedProcess;
+  /** Names of the cluster's fake nodes; empty unless it runs workloads. */
+  readonly nodes: string[];
+  /** kube-scheduler and kwok, on an edge that runs workloads. */
+  readonly scheduler?: ManagedProcess;
+  readonly kwok?: ManagedProcess;
 }
 
 export interface ControlPlane {
@@ -82,6 +107,9 @@ const readyTimeoutMs = 90_000;
 interface ClusterState extends Cluster {
   apiServer: ManagedProcess;
   controllerManager: ManagedProcess;
+  nodes: string[];
+  scheduler?: ManagedProcess;
+  kwok?: ManagedProcess;
   server: string;
   port: number;
   certDir: string;
@@ -99,6 +127,11 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
   mkdirSync(logDir, { recursive: true });
   const group = new ProcessGroup(logDir);
   const names = ["management", ...Array.from({ length: edges }, (_, i) => `edge-${i + 1}`)];
+  const workloads = names.map((name, i) =>
+    i === 0 ? undefined : workloadsFor(options.workloads, name, i - 1),
+  );
+  // Only a control plane with workloads needs kwok (and its build).
+  const kwok = workloads.some(Boolean) ? ensureKwok(progress) : undefined;
 
   const ports = options.basePort
     ? Array.from({ length: names.length + 2 }, (_, i) => (options.basePort ?? 0) + i)
@@ -122,7 +155,10 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
     progress(`starting ${names.length} API server(s): ${names.join(", ")}`);
     const started = await Promise.all(
       names.map((name, i) =>
-        startCluster(group, binaries, dir, name, etcdUrl, ports?.[i + 2], options.apiServerArgs ?? []),
+        startCluster(group, binaries, dir, name, etcdUrl, ports?.[i + 2], options.apiServerArgs ?? [], {
+          workloads: workloads[i],
+          kwok,
+        }),
       ),
     );
     clusters.push(...started);
@@ -181,7 +217,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
     },
     async stop({ keep } = {}) {
       await group.stopAll([
-        clusters.map((c) => c.controllerManager),
+        clusters.flatMap((c) => [c.kwok, c.scheduler, c.controllerManager].filter((p) => p !== undefined)),
         clusters.map((c) => c.apiServer),
         [etcdProcess],
       ]);
@@ -246,6 +282,7 @@ async function startCluster(
   etcdUrl: string,
   fixedPort: number | undefined,
   apiServerArgs: string[],
+  run: { workloads: ResolvedWorkloads | undefined; kwok: string | undefined },
 ): Promise<ClusterState> {
   const certDir = join(dir, name);
   mkdirSync(certDir, { recursive: true });
@@ -268,6 +305,7 @@ async function startCluster(
     port: fixedPort ?? 0,
     server: "",
     kubeconfig: join(certDir, "kubeconfig"),
+    nodes: [] as string[],
   } as ClusterState;
   state.apiServer = await withPortRetry(fixedPort !== undefined, async () => {
     if (fixedPort === undefined) state.port = await freePort();
@@ -286,7 +324,13 @@ async function startCluster(
     kubeconfigYaml([{ name, server: state.server, caPem: ca.certPem, user: adminUser(state) }]),
     { mode: 0o600 },
   );
-  state.controllerManager = await startControllerManager(group, binaries, state);
+  state.controllerManager = await startControllerManager(group, binaries, state, run.workloads !== undefined);
+  if (run.workloads && run.kwok) {
+    [state.scheduler, state.kwok] = await Promise.all([
+      startScheduler(group, binaries, state),
+      startKwok(group, run.kwok, state, run.workloads),
+    ]);
+  }
   return state;
 }
 
@@ -311,7 +355,12 @@ async function launchApiServer(
     "--service-cluster-ip-range=10.0.0.0/24",
     "--allow-privileged=true",
     "--authorization-mode=RBAC",
-    "--disable-admission-plugins=ServiceAccount",
+    // No ServiceAccount admission, also on edges with workloads: it would mount a token
+    // volume into every pod, which kwok's pods never read, and reject pods created before
+    // the serviceaccount controller made their namespace's `default` account.
+    // No TaintNodesByCondition: it taints every new Node not-ready, and only the
+    // node-lifecycle controller, which the harness does not run, would remove the taint.
+    "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
     "--endpoint-reconciler-type=none",
     `--service-account-issuer=https://127.0.0.1:${state.port}`,
     `--service-account-key-file=${join(d, "sa.pub")}`,
@@ -334,6 +383,7 @@ async function startControllerManager(
   group: ProcessGroup,
   binaries: Binaries,
   state: ClusterState,
+  workloads: boolean,
 ): Promise<ManagedProcess> {
   return withPortRetry(false, async () => {
     const port = await freePort();
@@ -341,7 +391,7 @@ async function startControllerManager(
       `--kubeconfig=${state.kubeconfig}`,
       `--authentication-kubeconfig=${state.kubeconfig}`,
       `--authorization-kubeconfig=${state.kubeconfig}`,
-      "--controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller",
+      `--controllers=${controllers(workloads).join(",")}`,
       "--leader-elect=false",
       "--bind-address=127.0.0.1",
       `--secure-port=${port}`,
@@ -352,6 +402,66 @@ async function startControllerManager(
     await waitReady(p, `kube-controller-manager of ${state.name}`, async () => {
       const res = await httpsGet(`https://127.0.0.1:${port}/healthz`, { insecure: true });
       return res.status === 200;
+    });
+    return p;
+  });
+}
+
+// ---------- workloads: kube-scheduler, kwok and its fake nodes ----------
+
+async function startScheduler(
+  group: ProcessGroup,
+  binaries: Binaries,
+  state: ClusterState,
+): Promise<ManagedProcess> {
+  return withPortRetry(false, async () => {
+    const port = await freePort();
+    const p = group.start(`${state.name}-scheduler`, binaries.kubeScheduler, [
+      `--kubeconfig=${state.kubeconfig}`,
+      `--authentication-kubeconfig=${state.kubeconfig}`,
+      `--authorization-kubeconfig=${state.kubeconfig}`,
+      "--leader-elect=false",
+      "--bind-address=127.0.0.1",
+      `--secure-port=${port}`,
+      `--cert-dir=${join(state.certDir, "scheduler")}`,
+      "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+      "--authentication-skip-lookup=true",
+    ]);
+    await waitReady(p, `kube-scheduler of ${state.name}`, async () => {
+      const res = await httpsGet(`https://127.0.0.1:${port}/healthz`, { insecure: true });
+      return res.status === 200;
+    });
+    return p;
+  });
+}
+
+/** Creates the edge's fake Nodes, starts kwok for them and waits until every one is Ready. */
+async function startKwok(
+  group: ProcessGroup,
+  kwok: string,
+  state: ClusterState,
+  workloads: ResolvedWorkloads,
+): Promise<ManagedProcess> {
+  const api = kubeConfigFromFile(state.kubeconfig).makeApiClient(CoreV1Api);
+  const nodes = fakeNodes(state.name, workloads);
+  for (const body of nodes) await api.createNode({ body });
+  state.nodes = nodes.map((n) => n.metadata?.name ?? "");
+  const workDir = join(state.certDir, "kwok");
+  mkdirSync(workDir, { recursive: true });
+  return withPortRetry(false, async () => {
+    const port = await freePort();
+    // KWOK_WORKDIR keeps kwok from reading a ~/.kwok/kwok.yaml of whoever runs the tests.
+    const p = group.start(`${state.name}-kwok`, kwok, kwokArgs(state.kubeconfig, port), {
+      ...process.env,
+      KWOK_WORKDIR: workDir,
+    });
+    await waitReady(p, `kwok of ${state.name}`, async () => {
+      const res = await httpGet(`http://127.0.0.1:${port}/healthz`);
+      return res.status === 200;
+    });
+    await waitReady(p, `the nodes of ${state.name} (kwok)`, async () => {
+      const list = await api.listNode();
+      return state.nodes.every((name) => list.items.some((n) => n.metadata?.name === name && nodeReady(n)));
     });
     return p;
   });
