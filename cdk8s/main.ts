@@ -326,6 +326,45 @@ function edgeChart(app: App): Chart {
   return chart;
 }
 
+export const argocdNamespace = "argocd";
+
+/**
+ * For installations whose projects deliver with Argo CD (config/argocd/engine/): each
+ * operator's Role in Argo CD's namespace, bound to its ServiceAccount.
+ */
+function argocdEngineChart(app: App): Chart {
+  const chart = new Chart(app, "argocd-engine", { disableResourceNameHashes: true });
+  const grants: [string, string, Rule[]][] = Object.keys(operators)
+    .map((name): [string, string, Rule[]] => [name, `outpost-${name}`, accessOf(name).argocd ?? []])
+    .concat([["service-proxy", "outpost-service-proxy", serviceProxy.argocd ?? []]])
+    .filter(([, , rules]) => rules.length > 0);
+  for (const [name, sa, rules] of grants) {
+    const role = `outpost:${name}-argocd`;
+    new ApiObject(chart, `argocd-role-${name}`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: role, namespace: argocdNamespace, labels },
+      rules,
+    });
+    new ApiObject(chart, `argocd-rb-${name}`, {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: role, namespace: argocdNamespace, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
+      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+    });
+  }
+  return chart;
+}
+
+/** Operators (and the proxy) that read Argo CD's objects, and the flags that say so. */
+const argocdFlags: [string, string][] = [
+  ["outpost-deploy", "--engines=fleet,argocd"],
+  ["outpost-interconnect", "--engines=fleet,argocd"],
+  ["outpost-ops", "--engines=fleet,argocd"],
+  ["outpost-service-proxy", `--argocd-namespace=${argocdNamespace}`],
+];
+
 /** The files of config/, by name. */
 export function synth(): Map<string, string> {
   const app = new App({ outdir: configDir });
@@ -346,6 +385,22 @@ export function synth(): Map<string, string> {
   files.set("install.yaml", header + charts.map(([, chart]) => docs(chart)).join("---\n"));
   files.set("argocd/argocd-cm-patch.yaml", argocdPatch());
   files.set("edge/rbac.yaml", header + docs(edgeChart(app)));
+  files.set("argocd/engine/rbac.yaml", header + docs(argocdEngineChart(app)));
+  files.set(
+    "argocd/engine/kustomization.yaml",
+    header +
+      "# Outpost with both delivery engines, next to an Argo CD installed in namespace argocd:\n" +
+      "#   kubectl apply -k config/argocd/engine\n" +
+      stringify({
+        apiVersion: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources: ["../..", "rbac.yaml"],
+        patches: argocdFlags.map(([deployment, flag]) => ({
+          target: { kind: "Deployment", name: deployment },
+          patch: stringify([{ op: "add", path: "/spec/template/spec/containers/0/args/-", value: flag }]),
+        })),
+      }),
+  );
   files.set(
     "edge/kustomization.yaml",
     header +

@@ -19,6 +19,12 @@ export interface OperatorAccess {
   project: Rule[];
   /** In outpost-system (its configuration Secrets, its Lease). */
   system: Rule[];
+  /**
+   * In Argo CD's namespace, when projects deliver with Argo CD (config/argocd/engine/):
+   * Outpost's ApplicationSets, AppProjects and repository Secrets, and the cluster Secrets
+   * that register edges.
+   */
+  argocd?: Rule[];
 }
 
 const read = ["get", "list", "watch"];
@@ -77,6 +83,12 @@ export const operators: Record<string, OperatorAccess> = {
       { apiGroups: [""], resources: ["secrets"], verbs: [...read, "create", "update", "patch", "delete"] },
     ],
     system: [{ apiGroups: [""], resources: ["secrets"], verbs: read, resourceNames: ["outpost-deploy"] }],
+    argocd: [
+      { apiGroups: ["argoproj.io"], resources: ["applicationsets", "appprojects"], verbs: all },
+      { apiGroups: ["argoproj.io"], resources: ["applications"], verbs: read },
+      // Repository Secrets it writes; cluster Secrets it reads (and annotates for a refresh).
+      { apiGroups: [""], resources: ["secrets"], verbs: all },
+    ],
   },
   interconnect: {
     description:
@@ -96,6 +108,10 @@ export const operators: Record<string, OperatorAccess> = {
     ],
     project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
     system: [],
+    argocd: [
+      { apiGroups: ["argoproj.io"], resources: ["applicationsets"], verbs: read },
+      { apiGroups: [""], resources: ["secrets"], verbs: read },
+    ],
   },
   ops: {
     description: "ResourceActions on edge workloads and virtual machines",
@@ -108,6 +124,10 @@ export const operators: Record<string, OperatorAccess> = {
     ],
     project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
     system: [],
+    argocd: [
+      { apiGroups: ["argoproj.io"], resources: ["applicationsets"], verbs: read },
+      { apiGroups: [""], resources: ["secrets"], verbs: read },
+    ],
   },
   tenancy: {
     description: "Projects: namespaces, RBAC, quota, Harbor, Git and base extensions",
@@ -169,6 +189,10 @@ export const serviceProxy: OperatorAccess = {
   ],
   project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
   system: [],
+  argocd: [
+    { apiGroups: ["argoproj.io"], resources: ["applicationsets"], verbs: read },
+    { apiGroups: [""], resources: ["secrets"], verbs: read },
+  ],
 };
 
 export function accessOf(name: string): OperatorAccess {

@@ -1,5 +1,5 @@
 // Deployment commands of kubectl-outpost: status (summary, per application, per cluster
-// from Fleet's BundleDeployments), approve, history, rollback and diff (what the next
+// from the delivery engine's objects), approve, history, rollback and diff (what the next
 // delivery changes, per application and per cluster group, rendered locally with the
 // operator's own render function and secrets redacted).
 import { createTwoFilesPatch } from "diff";
@@ -15,12 +15,7 @@ import {
   RegistryResource,
 } from "../operators/api/resources.generated.ts";
 import { CatalogError } from "../operators/catalog/format.ts";
-import {
-  BundleDeploymentResource,
-  ControllerRevisionResource,
-  deploymentLabel,
-  FleetClusterResource,
-} from "../operators/deploy/fleet.ts";
+import { ControllerRevisionResource, deploymentLabel } from "../operators/deploy/fleet.ts";
 import { revisionHash } from "../operators/deploy/lifecycle.ts";
 import { render, type RenderedBundle } from "../operators/deploy/render.ts";
 import {
@@ -30,16 +25,13 @@ import {
   sortRevisions,
   type ControllerRevision,
 } from "../operators/deploy/revisions.ts";
-import {
-  aggregate,
-  targetedClusters,
-  type FleetBundleDeployment,
-  type FleetCluster,
-} from "../operators/deploy/status.ts";
+import { aggregate } from "../operators/deploy/status.ts";
+import { targetedClusters } from "../operators/inventory/inventory.ts";
 import { ApiError, type KubeClient, type KubeObject } from "../operators/runtime/client.ts";
 import { getCondition } from "../operators/runtime/conditions.ts";
+import { deliveryStates, deliveryView, type Progress } from "./delivery.ts";
 
-export type Progress = (line: string) => void;
+export type { Progress };
 
 /** Rows as an aligned table with a header. */
 export function table(header: string[], rows: string[][]): string {
@@ -58,48 +50,28 @@ async function getDeployment(client: KubeClient, ns: string, name: string): Prom
   return dep;
 }
 
-async function listAll<T extends KubeObject>(
-  client: KubeClient,
-  r: Parameters<KubeClient["list"]>[0],
-  options: { namespace?: string; labelSelector?: string },
-  progress?: Progress,
-): Promise<T[]> {
-  const items: T[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.list<T>(r, { ...options, limit: 1000, ...(token ? { continue: token } : {}) });
-    items.push(...page.items);
-    token = page.metadata.continue === "" ? undefined : page.metadata.continue;
-    if (token) progress?.(`read ${items.length} ${r.plural}…`);
-  } while (token);
-  return items;
-}
-
 export interface StatusReport {
   deployment: AppDeployment;
   /** Per (application, cluster) rows when asked for clusters. */
   clusters?: { cluster: string; application: string; state: string; message: string }[];
 }
 
-/** The deployment's status; with `clusters`, one row per (application, cluster) from Fleet. */
+/** The deployment's status; with `clusters`, one row per (application, cluster) from its engine. */
 export async function deploymentStatus(
   client: KubeClient,
   ns: string,
   name: string,
-  options: { clusters?: boolean; app?: string; progress?: Progress } = {},
+  options: { clusters?: boolean; app?: string; progress?: Progress; argocdNamespace?: string } = {},
 ): Promise<StatusReport> {
   const deployment = await getDeployment(client, ns, name);
   if (!options.clusters) return { deployment };
-  const [clusters, bds, bundles] = await Promise.all([
-    listAll<FleetCluster & KubeObject>(client, FleetClusterResource, { namespace: ns }, options.progress),
-    listAll<FleetBundleDeployment & KubeObject>(
-      client,
-      BundleDeploymentResource,
-      { labelSelector: `${deploymentLabel}=${name},fleet.cattle.io/bundle-namespace=${ns}` },
-      options.progress,
-    ),
+  const argo = options.argocdNamespace ?? "argocd";
+  const [view, stateOf, bundles] = await Promise.all([
+    deliveryView(client, deployment, argo, options.progress),
+    deliveryStates(client, deployment, argo, options.progress),
     renderFor(client, deployment, deployment.spec),
   ]);
+  const clusters = view.clusters;
   const rows: NonNullable<StatusReport["clusters"]> = [];
   for (const b of bundles) {
     if (options.app && b.application !== options.app) continue;
@@ -113,7 +85,7 @@ export async function deploymentStatus(
         },
       ],
       clusters,
-      bundleDeployments: bds,
+      stateOf,
       now: new Date(),
       offlineAfterMs: 30 * 60_000,
       maxListed: Number.MAX_SAFE_INTEGER,
@@ -144,6 +116,7 @@ export function formatStatus(report: StatusReport): string {
     `Package:     ${d.spec.packageRef.name} ${d.spec.packageRef.version}${d.spec.profile ? ` (profile ${d.spec.profile})` : ""}`,
     `Phase:       ${s?.phase ?? "Unknown"}${ready ? ` — ${ready.message}` : ""}`,
     `Revision:    ${s?.revision ?? "-"} (hash ${s?.revisionHash ?? "-"}, commit ${s?.commit?.slice(0, 12) ?? "-"})`,
+    `Engine:      ${s?.engine === "argocd" ? "Argo CD" : s?.engine === "fleet" ? "Fleet" : "-"}`,
     `Clusters:    ${sum.targets ?? 0} targeted, ${sum.ready ?? 0} ready, ${sum.notReady ?? 0} not ready, ${sum.offline ?? 0} offline, ${sum.pending ?? 0} pending`,
     "",
     table(
@@ -334,15 +307,21 @@ export interface DiffResult {
 }
 
 /** What delivering the current spec changes compared with the delivered revision. */
-export async function diff(client: KubeClient, ns: string, name: string): Promise<DiffResult> {
+export async function diff(
+  client: KubeClient,
+  ns: string,
+  name: string,
+  options: { argocdNamespace?: string } = {},
+): Promise<DiffResult> {
   const dep = await getDeployment(client, ns, name);
   const all = await revisions(client, ns, name);
   const delivered = all.find((r) => r.revision === dep.status?.revision);
-  const [next, prev, clusters] = await Promise.all([
+  const [next, prev, view] = await Promise.all([
     renderFor(client, dep, dep.spec),
     delivered ? renderFor(client, dep, delivered.data.spec) : Promise.resolve([] as RenderedBundle[]),
-    listAll<FleetCluster & KubeObject>(client, FleetClusterResource, { namespace: ns }),
+    deliveryView(client, dep, options.argocdNamespace ?? "argocd"),
   ]);
+  const clusters = view.clusters;
   const apps = [...new Set([...prev, ...next].map((b) => b.application))].sort();
   const files: DiffResult["files"] = [];
   const targets: DiffResult["targets"] = [];

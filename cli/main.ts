@@ -19,6 +19,7 @@ import {
   rollback,
 } from "./deploy.ts";
 import { explain } from "./errors.ts";
+import { registerCluster } from "./clusters.ts";
 import { collectFiles } from "./files.ts";
 import { reconcileNow } from "./reconcile.ts";
 import { deploymentResources, formatResources } from "./resources.ts";
@@ -47,6 +48,13 @@ commands:
   resources DEP      the pods, workloads, VMs and services the deployment runs, read from
                      its edge clusters (needs read access to their kubeconfig Secrets)
       --cluster=NAME              only this cluster
+  register-cluster NAME  register an edge cluster with the project, where its delivery
+                     engine needs it (a Fleet Cluster, or an Argo CD cluster Secret), and
+                     Outpost's own kubeconfig Secret for it (an administrator's task)
+      --engine-kubeconfig=FILE    what the engine reaches the cluster with
+      --outpost-kubeconfig=FILE   Outpost's edge identity there (config/edge/)
+      --label=KEY=VALUE           a placement label (repeatable)
+      --engine=fleet|argocd       default: the Project's spec.delivery.engine, else fleet
   version            this command's version, the server's Kubernetes version, and whether
                      Outpost's API is installed there
   package helm CHART.tgz
@@ -59,7 +67,8 @@ common options:
   --kubeconfig=PATH     kubeconfig (default: $KUBECONFIG, else ~/.kube/config)
   --context=NAME        kubeconfig context
   --as=USER             act as this user (impersonation, as kubectl --as)
-  --as-group=GROUP      ... and this group (repeatable, with --as)`;
+  --as-group=GROUP      ... and this group (repeatable, with --as)
+  --argocd-namespace=NS Argo CD's namespace, for deployments Argo CD delivers (default: argocd)`;
 
 /** The API server the command talks to, for error messages. */
 let server: string | undefined;
@@ -106,6 +115,11 @@ export async function main(argv: string[]): Promise<number> {
       cluster: { type: "string" },
       as: { type: "string" },
       "as-group": { type: "string", multiple: true },
+      "argocd-namespace": { type: "string", default: "argocd" },
+      "engine-kubeconfig": { type: "string" },
+      "outpost-kubeconfig": { type: "string" },
+      label: { type: "string", multiple: true },
+      engine: { type: "string" },
     },
   });
   const output = values.output;
@@ -151,6 +165,43 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  if (command === "register-cluster") {
+    const name = positionals[0];
+    const engineKubeconfig = values["engine-kubeconfig"];
+    const outpostKubeconfig = values["outpost-kubeconfig"];
+    if (!name || !engineKubeconfig || !outpostKubeconfig) {
+      throw new CatalogError(
+        "usage: kubectl outpost register-cluster NAME --engine-kubeconfig=FILE --outpost-kubeconfig=FILE [--label=K=V]... [-n PROJECT]",
+      );
+    }
+    const engine = values.engine;
+    if (engine !== undefined && engine !== "fleet" && engine !== "argocd")
+      throw new CatalogError(`--engine must be fleet or argocd, not "${engine}"`);
+    const labels: Record<string, string> = {};
+    for (const l of values.label ?? []) {
+      const i = l.indexOf("=");
+      if (i <= 0) throw new CatalogError(`--label must be KEY=VALUE, not "${l}"`);
+      labels[l.slice(0, i)] = l.slice(i + 1);
+    }
+    const { client: c, namespace } = client(values);
+    try {
+      const r = await registerCluster(c, {
+        namespace: values.namespace ?? namespace,
+        name,
+        labels,
+        ...(engine ? { engine } : {}),
+        engineKubeconfig: readFileSync(engineKubeconfig, "utf8"),
+        outpostKubeconfig: readFileSync(outpostKubeconfig, "utf8"),
+        argocdNamespace: values["argocd-namespace"],
+      });
+      print(r, () =>
+        [`registered ${name} for ${r.engine === "argocd" ? "Argo CD" : "Fleet"}:`, ...r.applied].join("\n  "),
+      );
+    } finally {
+      await c.close();
+    }
+    return 0;
+  }
   if (command === "reconcile") {
     const ref = positionals[0];
     if (!ref) throw new CatalogError("usage: kubectl outpost reconcile KIND/NAME [-n NS]");
@@ -174,6 +225,7 @@ export async function main(argv: string[]): Promise<number> {
       const report = await deploymentResources(c, values.namespace ?? contextNs, name, {
         cluster: values.cluster,
         progress,
+        argocdNamespace: values["argocd-namespace"],
       });
       print(report, () => formatResources(report));
       return report.unreachable.length > 0 ? 1 : 0;
@@ -192,6 +244,7 @@ export async function main(argv: string[]): Promise<number> {
           clusters: values.clusters,
           app: values.app,
           progress,
+          argocdNamespace: values["argocd-namespace"],
         });
         print(
           report.clusters
@@ -220,7 +273,7 @@ export async function main(argv: string[]): Promise<number> {
             `${name}: restored the spec of revision ${r.revision} (revision hash ${r.hash}); follow it with kubectl outpost status ${name}`,
         );
       } else {
-        const d = await diff(c, ns, name);
+        const d = await diff(c, ns, name, { argocdNamespace: values["argocd-namespace"] });
         print(d, () => formatDiff(d));
       }
     } finally {

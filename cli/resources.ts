@@ -3,14 +3,7 @@
 // kubeconfig Secrets, as the operators reach them), with their state.
 import type { AppDeployment } from "../operators/api/app-deployment.generated.ts";
 import { AppDeploymentResource } from "../operators/api/resources.generated.ts";
-import {
-  deploymentLabel,
-  FleetClusterResource,
-  GitRepoResource,
-  type GitRepo,
-} from "../operators/deploy/fleet.ts";
-import type { FleetCluster } from "../operators/deploy/status.ts";
-import { EdgeClusters, EdgeUnreachableError, type EdgeClusterRef } from "../operators/edge/edge-clusters.ts";
+import { EdgeClusters, EdgeUnreachableError } from "../operators/edge/edge-clusters.ts";
 import { edgeKinds, helmReleaseName, installedOn } from "../operators/ops/targets.ts";
 import {
   ApiError,
@@ -21,7 +14,8 @@ import {
 import { servicesResource } from "../operators/runtime/core.ts";
 import { mapLimit } from "../operators/runtime/pool.ts";
 import { CatalogError } from "../operators/catalog/format.ts";
-import { table, type Progress } from "./deploy.ts";
+import { table } from "./deploy.ts";
+import { deliveredApps, deliveryView, type Progress } from "./delivery.ts";
 
 export interface ResourceRow {
   cluster: string;
@@ -178,18 +172,16 @@ export async function deploymentResources(
   client: KubeClient,
   ns: string,
   name: string,
-  options: { cluster?: string; progress?: Progress } = {},
+  options: { cluster?: string; progress?: Progress; argocdNamespace?: string } = {},
 ): Promise<ResourcesReport> {
   const dep = await client.get<AppDeployment>(AppDeploymentResource, name, ns);
   if (!dep) throw new CatalogError(`AppDeployment ${name} does not exist in namespace ${ns}`);
-  const repos = (
-    await client.list<GitRepo>(GitRepoResource, {
-      namespace: ns,
-      labelSelector: `${deploymentLabel}=${name}`,
-    })
-  ).items;
-  const clusters = (await client.list<FleetCluster & EdgeClusterRef>(FleetClusterResource, { namespace: ns }))
-    .items;
+  const argo = options.argocdNamespace ?? "argocd";
+  const [repos, view] = await Promise.all([
+    deliveredApps(client, dep, argo),
+    deliveryView(client, dep, argo, options.progress),
+  ]);
+  const clusters = view.clusters;
   let names = clusters
     .map((c) => c.metadata.name ?? "")
     .filter((c) => installedOn(repos, clusters, c).releases.length > 0)
@@ -202,12 +194,7 @@ export async function deploymentResources(
     }
     names = [options.cluster];
   }
-  const edges = new EdgeClusters({
-    management: client,
-    fleetCluster: (namespace, cluster) =>
-      clusters.find((c) => c.metadata.name === cluster && c.metadata.namespace === namespace),
-    userAgent: "kubectl-outpost",
-  });
+  const edges = new EdgeClusters({ management: client, ...view.edgeOptions, userAgent: "kubectl-outpost" });
   const unreachable: ResourcesReport["unreachable"] = [];
   let done = 0;
   try {

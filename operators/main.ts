@@ -2,6 +2,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { createLogger, Manager } from "./runtime/manager.ts";
 import { parseOptions, usage } from "./options.ts";
+import { configureInventory } from "./inventory/inventory.ts";
 import { registry } from "./registry.ts";
 
 if (process.argv.includes("--help") || process.argv.includes("-h")) {
@@ -37,6 +38,12 @@ const manager = new Manager({
         retryPeriodMs: options.retryPeriodMs,
       }
     : undefined,
+});
+// One cluster inventory for every controller of the process: Fleet Clusters, and Argo CD's
+// cluster Secrets when Argo CD is one of the engines.
+configureInventory(manager, {
+  offlineAfterMs: options.offlineAfterMs,
+  ...(options.engines.includes("argocd") ? { argocdNamespace: options.argocdNamespace } : {}),
 });
 for (const name of options.controllers) registry[name]?.(manager, options);
 manager.stopOnSignals();

@@ -22,6 +22,12 @@ export interface OperatorOptions {
   offlineAfterMs: number;
   /** Deploy: how long a drop of more than half the targeted clusters is held. */
   dropHoldMs: number;
+  /** Deploy: the delivery engines this installation runs. */
+  engines: ("fleet" | "argocd")[];
+  /** Deploy: the engine of projects that name none. */
+  defaultEngine: "fleet" | "argocd";
+  /** Deploy (and ops, interconnect): Argo CD's namespace. */
+  argocdNamespace: string;
   /** Interconnect: how often edges are polled while links or bindings are pending. */
   edgePollMs: number;
   /** Interconnect: how often edges are checked when everything is up. */
@@ -55,6 +61,11 @@ deploy:
                                   check in every 15m by default)
   --drop-hold=DURATION            when the targeted clusters drop by more than half at once,
                                   keep the old targets until the drop lasts this long (default: 5m)
+  --engines=LIST                  delivery engines to run: fleet, argocd or both (default: fleet)
+  --default-engine=NAME           the engine of projects whose spec.delivery.engine is unset
+                                  (default: fleet)
+  --argocd-namespace=NS           Argo CD's namespace: its ApplicationSets, AppProjects and
+                                  cluster Secrets (default: argocd)
 
 interconnect:
   --edge-poll=DURATION            how often edge clusters are polled while links or services
@@ -90,6 +101,9 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
       "scan-mode": { type: "string", default: "enforce" },
       "offline-after": { type: "string", default: "30m" },
       "drop-hold": { type: "string", default: "5m" },
+      engines: { type: "string", default: "fleet" },
+      "default-engine": { type: "string", default: "fleet" },
+      "argocd-namespace": { type: "string", default: "argocd" },
       "edge-poll": { type: "string", default: "5s" },
       "edge-resync": { type: "string", default: "60s" },
       "grant-expiration": { type: "string", default: "30m" },
@@ -120,6 +134,20 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
   if (controllers.includes("catalog") && scanMode !== "off" && !values["clamd-address"]) {
     throw new Error("--clamd-address=host:port is required for the catalog unless --scan-mode=off");
   }
+  const engineNames = ["fleet", "argocd"] as const;
+  const isEngine = (e: string): e is (typeof engineNames)[number] =>
+    (engineNames as readonly string[]).includes(e);
+  const engines = values.engines.split(",").map((e) => e.trim());
+  const unknownEngines = engines.filter((e) => !isEngine(e));
+  if (unknownEngines.length > 0 || engines.length === 0) {
+    throw new Error(`--engines: unknown ${unknownEngines.join(", ") || "(none)"}; available: fleet, argocd`);
+  }
+  const defaultEngine = values["default-engine"];
+  if (!isEngine(defaultEngine) || !engines.includes(defaultEngine)) {
+    throw new Error(
+      `--default-engine must be one of the --engines (${engines.join(", ")}), not "${defaultEngine}"`,
+    );
+  }
   const bind = /^(.*):(\d+)$/.exec(values["metrics-bind-address"]);
   if (!bind) throw new Error(`--metrics-bind-address: "${values["metrics-bind-address"]}" is not host:port`);
   return {
@@ -139,6 +167,9 @@ export function parseOptions(argv: string[], known: string[]): OperatorOptions {
     scanMode,
     offlineAfterMs: parseDuration(values["offline-after"], "offline-after"),
     dropHoldMs: parseDuration(values["drop-hold"], "drop-hold"),
+    engines: engines.filter(isEngine),
+    defaultEngine,
+    argocdNamespace: values["argocd-namespace"],
     edgePollMs: parseDuration(values["edge-poll"], "edge-poll"),
     edgeResyncMs: parseDuration(values["edge-resync"], "edge-resync"),
     // Checked here, passed on as Skupper reads it (a Go duration such as 30m or 1h).

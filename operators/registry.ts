@@ -12,7 +12,13 @@ export const registry: Record<string, (manager: Manager, options: OperatorOption
     registerCatalog(manager, { clamdAddress: options.clamdAddress, scanMode: options.scanMode });
   },
   deploy: (manager, options) => {
-    registerDeploy(manager, { offlineAfterMs: options.offlineAfterMs, dropHoldMs: options.dropHoldMs });
+    registerDeploy(manager, {
+      offlineAfterMs: options.offlineAfterMs,
+      dropHoldMs: options.dropHoldMs,
+      engines: options.engines,
+      defaultEngine: options.defaultEngine,
+      argocdNamespace: options.argocdNamespace,
+    });
   },
   interconnect: (manager, options) => {
     registerInterconnect(manager, {

@@ -2,7 +2,7 @@
 import type { ObjectMeta } from "../runtime/client.ts";
 
 /**
- * An AppDeployment deploys one release of a DeploymentPackage to a set of edge clusters (Fleet clusters in this namespace), with a profile, parameters, per-application placement and per-cluster overrides. The deployment operator renders it into Git and Fleet GitRepos and reports its status per application and cluster.
+ * An AppDeployment deploys one release of a DeploymentPackage to a set of edge clusters (the clusters registered for this namespace's project), with a profile, parameters, per-application placement and per-cluster overrides. The deployment operator renders it into the project's Git repository and hands each commit to the project's delivery engine (Fleet GitRepos or Argo CD ApplicationSets), and reports its status per application and cluster.
  */
 export interface AppDeployment {
   /**
@@ -312,6 +312,10 @@ export interface AppDeployment {
       | "AwaitingApproval"
       | "Terminating"
       | "Error";
+    /**
+     * The delivery engine that delivers it (fleet or argocd), chosen by its Project (spec.delivery.engine) or the operator's default.
+     */
+    engine?: "fleet" | "argocd";
     /**
      * The number of the revision delivered last.
      */

@@ -65,6 +65,15 @@ export interface Project {
       enabled?: boolean;
     };
     /**
+     * How the project's deployments reach its clusters.
+     */
+    delivery?: {
+      /**
+       * The GitOps engine that delivers the project's deployments: fleet (Rancher Fleet's GitRepos; pull agents, for edges behind NAT) or argocd (Argo CD ApplicationSets; the management side reaches each edge's API server). Default: the operator's --default-engine. A deployment delivered by one engine is not moved to another: after a change, existing deployments report EngineChanged until they are deleted and created again, or the engine is set back.
+       */
+      engine?: "fleet" | "argocd";
+    };
+    /**
      * The project's Git repository for deployments.
      */
     git?: {

@@ -1,23 +1,33 @@
-// AppDeployment reconciler: renders the deployment (render.ts), commits the bundles to
-// the namespace's Git repository in one commit when the tree changed (gitstore.ts),
-// keeps one Fleet GitRepo per application, records each delivered spec as a
-// ControllerRevision, and reports status from Fleet's Clusters and BundleDeployments
-// (status.ts). Approval, suspend and the safety rail against mass target removal decide
-// what is delivered (lifecycle.ts). Deletion removes the GitRepos, then the deployment's
-// folder in Git (one commit), then releases the object.
-import { isDeepStrictEqual } from "node:util";
+// AppDeployment reconciler. After the deletion path and the finalizer, a reconcile runs
+// ordered sub-reconcilers with one signature, each owning a few conditions, stopping at
+// the first that ends the run (as Flux's source-controller does):
+//   1. inputs     render the deployment from its package (render.ts); a bad spec stalls;
+//   2. engine     the project's delivery engine (Fleet or Argo CD), installed and the
+//                 same one that delivered before (a switch is refused, nothing changes);
+//   3. approval   approval and suspend: nothing new is delivered, what runs is paused;
+//   4. targets    the safety rail against mass target removal (lifecycle.ts);
+//   5. git        one commit of the whole tree, only when it changed (gitstore.ts);
+//   6. delivery   the engine's objects for that commit (engines/);
+//   7. revisions  each delivered spec as a ControllerRevision (revisions.ts);
+//   8. status     per-cluster state from the engine, summarized (status.ts).
+// The status is written on every path (withStatus). Deletion removes the engine's
+// objects (the engine uninstalls), then the deployment's folder in Git (one commit),
+// then releases the object.
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { Approval } from "../api/approval.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
+import type { Project } from "../api/project.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import {
   AppDeploymentResource,
   ApplicationResource,
   ApprovalResource,
   DeploymentPackageResource,
+  ProjectResource,
   RegistryResource,
 } from "../api/resources.generated.ts";
+import { configureInventory, inventoryOf, type ClusterInventory } from "../inventory/inventory.ts";
 import { ApiError, type KubeObject } from "../runtime/client.ts";
 import { getCondition, removeCondition, setCondition, summarize } from "../runtime/conditions.ts";
 import {
@@ -26,42 +36,28 @@ import {
   type Request,
   type Result,
 } from "../runtime/controller.ts";
+import { secretsResource } from "../runtime/core.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { addFinalizer, ReconcileError, removeFinalizer, withStatus } from "../runtime/reconcile.ts";
-import {
-  applicationLabel,
-  BundleDeploymentResource,
-  ControllerRevisionResource,
-  deploymentLabel,
-  FleetClusterResource,
-  gitRepoFor,
-  GitRepoResource,
-  type GitRepo,
-  type GitTargetRepo,
-} from "./fleet.ts";
-import { ClusterView } from "./clusters.ts";
+import { ArgoCDEngine } from "./engines/argocd.ts";
+import { engineNames, type DeliveryEngine, type EngineName } from "./engines/engine.ts";
+import { FleetEngine } from "./engines/fleet.ts";
+import { ControllerRevisionResource, deploymentLabel, type GitTargetRepo } from "./fleet.ts";
 import { GitStoreError, HttpGitStore, type GitStore } from "./gitstore.ts";
-import { guardDrop, revisionHash } from "./lifecycle.ts";
+import { guardDrop, revisionHash, type DropDecision } from "./lifecycle.ts";
+import { render, RenderError, treeDigest, treeOf, type RenderedBundle } from "./render.ts";
 import {
   commitAnnotation,
   packageDigestAnnotation,
   planRevision,
   type ControllerRevision,
 } from "./revisions.ts";
-import { render, RenderError, treeDigest, treeOf, type GitTarget, type RenderedBundle } from "./render.ts";
-import {
-  aggregate,
-  phaseOf,
-  slimBundleDeployment,
-  type FleetBundleDeployment,
-  type FleetCluster,
-} from "./status.ts";
-import { secretsResource } from "../runtime/core.ts";
+import { aggregate, phaseOf } from "./status.ts";
 
 type Status = NonNullable<AppDeployment["status"]>;
 
 export const deployFinalizer = "deploy.outpost.dev/cleanup";
-/** The Secret in a deployment's namespace naming its Git repository (and Fleet's credentials). */
+/** The Secret in a deployment's namespace naming its Git repository (and the engine's credentials). */
 export const gitSecretName = "outpost-git";
 
 export interface GitCredentials {
@@ -76,6 +72,12 @@ export interface DeployOptions {
   dropHoldMs?: number;
   /** The Git client for a repository's credentials (default: smart HTTP). */
   gitStore?: (credentials: GitCredentials) => GitStore;
+  /** The engines this operator delivers with. Default: fleet. */
+  engines?: EngineName[];
+  /** The engine of projects that name none. Default: fleet. */
+  defaultEngine?: EngineName;
+  /** Argo CD's namespace (its ApplicationSets, AppProjects and cluster Secrets). Default argocd. */
+  argocdNamespace?: string;
   now?: () => Date;
 }
 
@@ -91,32 +93,69 @@ const decode = (data: Record<string, string> | undefined, key: string): string |
 
 type SecretObject = KubeObject & { type?: string; data?: Record<string, string> };
 
+/** A failure only a change of the spec (or of what it names) can fix. */
+class StalledError extends ReconcileError {}
+
+const engineTitle: Record<EngineName, string> = { fleet: "Fleet", argocd: "Argo CD" };
+
+/** One reconcile of one deployment: what the sub-reconcilers found so far. */
+interface Run {
+  dep: AppDeployment;
+  status: Status;
+  ns: string;
+  name: string;
+  bundles: RenderedBundle[];
+  pkg?: DeploymentPackage;
+  registries: Map<string, Registry>;
+  engine?: DeliveryEngine;
+  hash: string;
+  decision?: DropDecision;
+  git?: GitConfig;
+  commit?: string;
+}
+
+/** What an earlier sub-reconciler of the run found (a later one runs only after it). */
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`internal error: no ${what} in this reconcile`);
+  return value;
+}
+
+/** A sub-reconciler either lets the next one run, or ends the run with a result. */
+type Outcome = { next: true } | { done: Result | undefined };
+const next: Outcome = { next: true };
+type SubReconciler = (run: Run) => Promise<Outcome>;
+
 export class AppDeploymentReconciler {
   /** Per deployment: the tree last synced to Git and its commit (skips needless clones). */
   private readonly synced = new Map<string, { digest: string; commit: string; repo: string }>();
-  private readonly offlineAfterMs: number;
   private readonly dropHoldMs: number;
   private readonly now: () => Date;
   private readonly gitStore: (c: GitCredentials) => GitStore;
-  private readonly clusters: ClusterView;
+  private readonly inventory: ClusterInventory;
+  readonly engines: Map<EngineName, DeliveryEngine>;
+  private readonly defaultEngine: EngineName;
+  private readonly steps: SubReconciler[];
 
   constructor(
     private readonly manager: Manager,
     options: DeployOptions = {},
   ) {
-    this.offlineAfterMs = options.offlineAfterMs ?? 30 * 60_000;
     this.dropHoldMs = options.dropHoldMs ?? 5 * 60_000;
     this.now = options.now ?? (() => new Date());
-    const clusterInformer = manager.informer<FleetCluster & KubeObject>(FleetClusterResource);
-    this.clusters = new ClusterView(
-      (ns) => clusterInformer.cache.byNamespace(ns),
-      this.offlineAfterMs,
-      this.now,
-    );
-    const invalidate = (c: KubeObject): void => {
-      this.clusters.invalidate(c.metadata.namespace ?? "");
-    };
-    clusterInformer.addHandler({ add: invalidate, update: invalidate, delete: invalidate });
+    this.inventory = inventoryOf(manager);
+    const enabled = options.engines ?? ["fleet"];
+    this.engines = new Map<EngineName, DeliveryEngine>();
+    if (enabled.includes("fleet")) this.engines.set("fleet", new FleetEngine(manager));
+    if (enabled.includes("argocd")) {
+      this.engines.set(
+        "argocd",
+        new ArgoCDEngine(manager, this.inventory, {
+          namespace: options.argocdNamespace ?? "argocd",
+          probeIntervalMs: Math.min(15_000, Math.max(500, this.inventory.offlineAfterMs / 4)),
+        }),
+      );
+    }
+    this.defaultEngine = options.defaultEngine ?? "fleet";
     const make = options.gitStore ?? ((c: GitCredentials) => new HttpGitStore(c));
     // One store per set of credentials, so that concurrent changes share fetches and pushes.
     const stores = new Map<string, GitStore>();
@@ -129,10 +168,25 @@ export class AppDeploymentReconciler {
       }
       return store;
     };
+    this.steps = [
+      (r) => this.reconcileInputs(r),
+      (r) => this.reconcileEngine(r),
+      (r) => this.reconcileApproval(r),
+      (r) => this.reconcileTargets(r),
+      (r) => this.reconcileGit(r),
+      (r) => this.reconcileDelivery(r),
+      (r) => this.reconcileRevisions(r),
+      (r) => this.reconcileStatus(r),
+    ];
   }
 
   private cache<T extends KubeObject>(r: Parameters<Manager["informer"]>[0]) {
     return this.manager.informer<T>(r).cache;
+  }
+
+  /** How often a delivered deployment is looked at again (status, offline clusters). */
+  private get requeue(): Result {
+    return { requeueAfterMs: Math.min(this.inventory.offlineAfterMs / 2, 5 * 60_000) };
   }
 
   async reconcile(req: Request): Promise<Result | undefined> {
@@ -144,10 +198,243 @@ export class AppDeploymentReconciler {
     }
     if (cached.metadata.deletionTimestamp) return this.finalize(cached);
     const dep = await addFinalizer(client, AppDeploymentResource, cached, deployFinalizer);
-    return withStatus(client, AppDeploymentResource, dep, fieldManager, (status: Status) =>
-      this.deliver(dep, status),
-    );
+    return withStatus(client, AppDeploymentResource, dep, fieldManager, async (status: Status) => {
+      status.lastHandledReconcileAt = dep.metadata.annotations?.[requestedAtAnnotation];
+      const run: Run = {
+        dep,
+        status,
+        ns: dep.metadata.namespace ?? "",
+        name: dep.metadata.name ?? "",
+        bundles: [],
+        registries: new Map(),
+        hash: revisionHash(dep.spec),
+      };
+      for (const step of this.steps) {
+        const outcome = await step(run);
+        if ("done" in outcome) return outcome.done;
+      }
+      return undefined;
+    });
   }
+
+  private condition(run: Run, type: string, ok: boolean, reason: string, message: string): void {
+    const generation = run.dep.metadata.generation;
+    run.status.conditions = setCondition(run.status.conditions, {
+      type,
+      status: ok ? "True" : "False",
+      reason,
+      message,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    });
+  }
+
+  private stall(run: Run, reason: string, message: string, phase: Status["phase"] = "Error"): Outcome {
+    run.status.phase = phase;
+    Object.assign(
+      run.status,
+      summarize(run.status, run.dep.metadata.generation, { kind: "stalled", reason, message }),
+    );
+    return { done: undefined };
+  }
+
+  private stalled(run: Run, reason: string, message: string): Promise<Outcome> {
+    return Promise.resolve(this.stall(run, reason, message));
+  }
+
+  // ---------- 1. inputs ----------
+
+  /** The package, its applications and registries, and secret parameter values, rendered. */
+  private async reconcileInputs(run: Run): Promise<Outcome> {
+    const { dep, ns } = run;
+    try {
+      const ref = dep.spec.packageRef;
+      const pkg = this.cache<DeploymentPackage>(DeploymentPackageResource).get(
+        `${ns}/${ref.name}-${ref.version}`,
+      );
+      if (!pkg) {
+        throw new ReconcileError(
+          "PackageNotFound",
+          `DeploymentPackage ${ref.name} version ${ref.version} does not exist in namespace ${ns}; import it or fix spec.packageRef`,
+        );
+      }
+      if (pkg.spec.draft) {
+        throw new StalledError(
+          "PackageIsDraft",
+          `DeploymentPackage ${ref.name} ${ref.version} is a draft; release it (spec.draft: false) before deploying it`,
+        );
+      }
+      if (!pkg.status?.contentDigest) {
+        const why = getCondition(pkg.status?.conditions, "Ready")?.message ?? "it has not been checked yet";
+        throw new ReconcileError(
+          "PackageNotReady",
+          `DeploymentPackage ${ref.name} ${ref.version} is not ready: ${why}`,
+        );
+      }
+      const appCache = this.cache<Application>(ApplicationResource);
+      const applications = new Map<string, Application>();
+      for (const a of pkg.spec.applications) {
+        const app = appCache.get(`${ns}/${a.name}-${a.version}`);
+        if (!app) {
+          throw new ReconcileError(
+            "ApplicationNotFound",
+            `Application ${a.name} ${a.version} of package ${ref.name} ${ref.version} does not exist in namespace ${ns}`,
+          );
+        }
+        applications.set(a.name, app);
+      }
+      const registries = new Map(
+        this.cache<Registry>(RegistryResource)
+          .byNamespace(ns)
+          .map((r) => [r.metadata.name ?? "", r] as const),
+      );
+      const secretValues = await this.secretValues(dep);
+      try {
+        run.bundles = render({ deployment: dep, pkg, applications, registries, secretValues });
+      } catch (err) {
+        if (err instanceof RenderError) throw new StalledError("InvalidSpec", err.message);
+        throw err;
+      }
+      run.pkg = pkg;
+      run.registries = registries;
+      return next;
+    } catch (err) {
+      if (err instanceof StalledError) return this.stall(run, err.reason, err.message);
+      run.status.phase = "Error";
+      throw err;
+    }
+  }
+
+  /** Secret parameter values read from their Secrets: application → parameter → text. */
+  private async secretValues(dep: AppDeployment): Promise<Map<string, Map<string, string>>> {
+    const ns = dep.metadata.namespace ?? "";
+    const out = new Map<string, Map<string, string>>();
+    const secrets = new Map<string, SecretObject | undefined>();
+    for (const p of dep.spec.parameters ?? []) {
+      if (!p.secretKeyRef) continue;
+      const name = p.secretKeyRef.name;
+      if (!secrets.has(name))
+        secrets.set(name, await this.manager.client.get<SecretObject>(secretsResource, name, ns));
+      const value = decode(secrets.get(name)?.data, p.secretKeyRef.key);
+      if (value === undefined) continue;
+      const forApp = out.get(p.application) ?? new Map<string, string>();
+      forApp.set(p.name, value);
+      out.set(p.application, forApp);
+    }
+    return out;
+  }
+
+  // ---------- 2. engine ----------
+
+  /** The engine the project asks for: enabled, installed, and the one that delivered before. */
+  private reconcileEngine(run: Run): Promise<Outcome> {
+    const { dep, ns, status } = run;
+    const project = this.manager.informer<Project>(ProjectResource).cache.get(ns);
+    const wanted = project?.spec.delivery?.engine ?? this.defaultEngine;
+    const previous = status.engine ?? [...this.engines.values()].find((e) => e.holds(dep))?.name;
+    if (previous && previous !== wanted && this.engines.get(previous)?.holds(dep)) {
+      return this.stalled(
+        run,
+        "EngineChanged",
+        `${engineTitle[previous]} delivers this deployment, but project ${ns} now asks for ${engineTitle[wanted]}; Outpost does not move a running deployment between engines: set the project's spec.delivery.engine back to ${previous}, or delete this AppDeployment and create it again`,
+      );
+    }
+    const engine = this.engines.get(wanted);
+    if (!engine) {
+      return this.stalled(
+        run,
+        "EngineNotEnabled",
+        `project ${ns} delivers with ${engineTitle[wanted]}, which this Outpost installation does not run: start outpost-operator with --engines=${[...new Set([...this.engines.keys(), wanted])].join(",")} (see docs/engines.md), or set the project's spec.delivery.engine to ${[...this.engines.keys()].join(" or ")}`,
+      );
+    }
+    // Nothing is committed or applied for an engine that cannot take it.
+    const missing = engine.unavailable();
+    if (missing) {
+      this.condition(run, "Delivered", false, "EngineUnavailable", missing);
+      throw new ReconcileError("EngineUnavailable", `${missing}; retrying`);
+    }
+    run.engine = engine;
+    status.engine = engine.name;
+    return Promise.resolve(next);
+  }
+
+  // ---------- 3. approval and suspend ----------
+
+  private async reconcileApproval(run: Run): Promise<Outcome> {
+    const { dep, ns, name, status, hash } = run;
+    const engine = required(run.engine, "engine");
+    const needsApproval = dep.spec.approval?.required === true;
+    const approved =
+      !needsApproval ||
+      status.revisionHash === hash ||
+      this.cache<Approval>(ApprovalResource)
+        .byNamespace(ns)
+        .some((a) => a.spec.deploymentRef.name === name && a.spec.revisionHash === hash);
+    if (needsApproval) {
+      this.condition(
+        run,
+        "Approved",
+        approved,
+        approved ? "Approved" : "AwaitingApproval",
+        approved
+          ? `revision hash ${hash} is approved`
+          : `revision hash ${hash} needs an Approval (kubectl outpost approve ${name} -n ${ns})`,
+      );
+    } else {
+      status.conditions = removeCondition(status.conditions, "Approved");
+    }
+    if (!dep.spec.suspend && approved) return next;
+    // Nothing new is delivered; what runs keeps running, paused.
+    await engine.pause(dep, true);
+    this.report(run, false);
+    status.phase = dep.spec.suspend ? "Suspended" : "AwaitingApproval";
+    const message = dep.spec.suspend
+      ? "delivery is suspended (spec.suspend); what was delivered keeps running"
+      : `waiting for an Approval of revision hash ${hash}: kubectl outpost approve ${name} -n ${ns}`;
+    Object.assign(
+      status,
+      summarize(status, dep.metadata.generation, { kind: "stalled", reason: status.phase, message }),
+    );
+    return { done: this.requeue };
+  }
+
+  // ---------- 4. targets: the safety rail ----------
+
+  /** A failed or empty cluster list, or a sudden large drop, keeps the delivered targets. */
+  private reconcileTargets(run: Run): Promise<Outcome> {
+    const { ns, status } = run;
+    const engine = required(run.engine, "engine");
+    const distinct = new Map(run.bundles.map((b) => [JSON.stringify(b.targets), b.targets]));
+    const matched = new Set(
+      [...distinct.values()].flatMap((t) =>
+        this.inventory.targeted(ns, t, engine.clusters).map((c) => c.metadata.name),
+      ),
+    );
+    const held = getCondition(status.conditions, "TargetsHeld");
+    const decision = guardDrop({
+      previous: status.summary?.targets ?? 0,
+      current: matched.size,
+      heldSince: held?.status === "True" ? held.lastTransitionTime : undefined,
+      now: this.now(),
+      holdMs: this.dropHoldMs,
+    });
+    run.decision = decision;
+    if (decision.action === "deliver") {
+      status.conditions = removeCondition(status.conditions, "TargetsHeld");
+    } else {
+      const delivered = engine.deliveredTargets(run.dep);
+      run.bundles = run.bundles.map((b) => ({ ...b, targets: delivered.get(b.bundleName) ?? b.targets }));
+      this.condition(
+        run,
+        "TargetsHeld",
+        true,
+        decision.action === "hold" ? "LargeDrop" : "NoClustersListed",
+        decision.message,
+      );
+    }
+    return Promise.resolve(next);
+  }
+
+  // ---------- 5. git ----------
 
   /** The namespace's Git repository, from Secret outpost-git. */
   private async gitConfig(namespace: string): Promise<GitConfig> {
@@ -165,7 +452,7 @@ export class AppDeploymentReconciler {
     if (hasCredentials && secret.type !== "kubernetes.io/basic-auth") {
       throw new ReconcileError(
         "GitNotConfigured",
-        `Secret ${namespace}/${gitSecretName} holds credentials, so it must be of type kubernetes.io/basic-auth (Fleet clones with it); it is ${secret.type ?? "Opaque"}`,
+        `Secret ${namespace}/${gitSecretName} holds credentials, so it must be of type kubernetes.io/basic-auth (the delivery engine clones with it); it is ${secret.type ?? "Opaque"}`,
       );
     }
     return {
@@ -178,268 +465,78 @@ export class AppDeploymentReconciler {
     };
   }
 
-  /** The package, its applications and registries, and secret parameter values. */
-  private async inputs(dep: AppDeployment): Promise<{ bundles: RenderedBundle[]; pkg: DeploymentPackage }> {
-    const ns = dep.metadata.namespace ?? "";
-    const ref = dep.spec.packageRef;
-    const pkg = this.cache<DeploymentPackage>(DeploymentPackageResource).get(
-      `${ns}/${ref.name}-${ref.version}`,
-    );
-    if (!pkg) {
-      throw new ReconcileError(
-        "PackageNotFound",
-        `DeploymentPackage ${ref.name} version ${ref.version} does not exist in namespace ${ns}; import it or fix spec.packageRef`,
-      );
-    }
-    if (pkg.spec.draft) {
-      throw new StalledError(
-        "PackageIsDraft",
-        `DeploymentPackage ${ref.name} ${ref.version} is a draft; release it (spec.draft: false) before deploying it`,
-      );
-    }
-    if (!pkg.status?.contentDigest) {
-      const why = getCondition(pkg.status?.conditions, "Ready")?.message ?? "it has not been checked yet";
-      throw new ReconcileError(
-        "PackageNotReady",
-        `DeploymentPackage ${ref.name} ${ref.version} is not ready: ${why}`,
-      );
-    }
-    const appCache = this.cache<Application>(ApplicationResource);
-    const applications = new Map<string, Application>();
-    for (const a of pkg.spec.applications) {
-      const app = appCache.get(`${ns}/${a.name}-${a.version}`);
-      if (!app) {
-        throw new ReconcileError(
-          "ApplicationNotFound",
-          `Application ${a.name} ${a.version} of package ${ref.name} ${ref.version} does not exist in namespace ${ns}`,
-        );
-      }
-      applications.set(a.name, app);
-    }
-    const registries = new Map(
-      this.cache<Registry>(RegistryResource)
-        .byNamespace(ns)
-        .map((r) => [r.metadata.name ?? "", r] as const),
-    );
-    const secretValues = new Map<string, Map<string, string>>();
-    const secrets = new Map<string, SecretObject | undefined>();
-    for (const p of dep.spec.parameters ?? []) {
-      if (!p.secretKeyRef) continue;
-      const name = p.secretKeyRef.name;
-      if (!secrets.has(name))
-        secrets.set(name, await this.manager.client.get<SecretObject>(secretsResource, name, ns));
-      const value = decode(secrets.get(name)?.data, p.secretKeyRef.key);
-      if (value === undefined) continue;
-      const forApp = secretValues.get(p.application) ?? new Map<string, string>();
-      forApp.set(p.name, value);
-      secretValues.set(p.application, forApp);
+  /** One commit for the whole tree, only when it differs from what was synced. */
+  private async reconcileGit(run: Run): Promise<Outcome> {
+    const { dep, ns, name, hash } = run;
+    const engine = required(run.engine, "engine");
+    const git = await this.gitConfig(ns);
+    run.git = git;
+    const key = `${ns}/${name}`;
+    const tree = treeOf(run.bundles.map((b) => ({ ...b, files: { ...b.files, ...engine.extraFiles(b) } })));
+    const digest = treeDigest(tree);
+    const where = `${git.repo.url}#${git.repo.branch}`;
+    const last = this.synced.get(key);
+    if (last?.digest === digest && last.repo === where) {
+      run.commit = last.commit;
+      return next;
     }
     try {
-      return { bundles: render({ deployment: dep, pkg, applications, registries, secretValues }), pkg };
+      const res = await this.gitStore(git.credentials).sync({
+        repo: git.repo.url,
+        branch: git.repo.branch,
+        prefix: name,
+        files: tree,
+        message: `${ns}/${name}: ${dep.spec.packageRef.name} ${dep.spec.packageRef.version} (revision hash ${hash})`,
+      });
+      run.commit = res.commit;
+      this.synced.set(key, { digest, commit: res.commit, repo: where });
+      if (res.changed) {
+        await this.manager.events.record(
+          AppDeploymentResource,
+          dep,
+          "Normal",
+          "Committed",
+          `committed ${res.commit.slice(0, 12)} to ${git.repo.url} ${git.repo.branch}`,
+        );
+      }
+      return next;
     } catch (err) {
-      if (err instanceof RenderError) throw new StalledError("InvalidSpec", err.message);
-      throw err;
+      if (!(err instanceof GitStoreError)) throw err;
+      this.condition(run, "Delivered", false, `Git${err.reason}`, err.message);
+      throw new ReconcileError(`Git${err.reason}`, `${err.message}; retrying`);
     }
   }
 
-  private async deliver(dep: AppDeployment, status: Status): Promise<Result | undefined> {
-    const { client, fieldManager } = this.manager;
-    const ns = dep.metadata.namespace ?? "";
-    const name = dep.metadata.name ?? "";
-    const key = `${ns}/${name}`;
-    const generation = dep.metadata.generation;
-    const g = generation !== undefined ? { observedGeneration: generation } : {};
-    const condition = (type: string, ok: boolean, reason: string, message: string): void => {
-      status.conditions = setCondition(status.conditions, {
-        type,
-        status: ok ? "True" : "False",
-        reason,
-        message,
-        ...g,
-      });
-    };
-    status.lastHandledReconcileAt = dep.metadata.annotations?.[requestedAtAnnotation];
-    const requeue = { requeueAfterMs: Math.min(this.offlineAfterMs / 2, 5 * 60_000) };
+  // ---------- 6. delivery ----------
 
-    let bundles: RenderedBundle[];
-    let pkg: DeploymentPackage;
-    try {
-      ({ bundles, pkg } = await this.inputs(dep));
-    } catch (err) {
-      if (!(err instanceof StalledError)) {
-        status.phase = "Error";
-        throw err;
-      }
-      status.phase = "Error";
-      Object.assign(
-        status,
-        summarize(status, generation, { kind: "stalled", reason: err.reason, message: err.message }),
-      );
-      return undefined;
-    }
-    const git = await this.gitConfig(ns);
-    const hash = revisionHash(dep.spec);
-    const owned = this.cache<GitRepo>(GitRepoResource)
-      .byLabels({ [deploymentLabel]: name })
-      .filter((r) => r.metadata.namespace === ns && ownedBy(r, dep));
-
-    // Approval and suspend: nothing new is delivered; what runs keeps running, paused.
-    const approved =
-      !dep.spec.approval?.required ||
-      status.revisionHash === hash ||
-      this.cache<Approval>(ApprovalResource)
-        .byNamespace(ns)
-        .some((a) => a.spec.deploymentRef.name === name && a.spec.revisionHash === hash);
-    if (dep.spec.approval?.required) {
-      condition(
-        "Approved",
-        approved,
-        approved ? "Approved" : "AwaitingApproval",
-        approved
-          ? `revision hash ${hash} is approved`
-          : `revision hash ${hash} needs an Approval (kubectl outpost approve ${name} -n ${ns})`,
-      );
-    } else {
-      status.conditions = removeCondition(status.conditions, "Approved");
-    }
-    if (dep.spec.suspend || !approved) {
-      await this.pause(owned, true);
-      this.report(dep, status, bundles, owned, false);
-      status.phase = dep.spec.suspend ? "Suspended" : "AwaitingApproval";
-      const message = dep.spec.suspend
-        ? "delivery is suspended (spec.suspend); what was delivered keeps running"
-        : `waiting for an Approval of revision hash ${hash}: kubectl outpost approve ${name} -n ${ns}`;
-      Object.assign(
-        status,
-        summarize(status, generation, { kind: "stalled", reason: status.phase, message }),
-      );
-      return requeue;
-    }
-
-    // Safety rail: a failed or empty cluster list, or a sudden large drop, keeps targets.
-    const distinctTargets = new Map(bundles.map((b) => [JSON.stringify(b.targets), b.targets]));
-    const matched = new Set(
-      [...distinctTargets.values()].flatMap((t) => this.clusters.targeted(ns, t).map((c) => c.metadata.name)),
-    );
-    const previous = status.summary?.targets ?? 0;
-    const held = getCondition(status.conditions, "TargetsHeld");
-    const decision = guardDrop({
-      previous,
-      current: matched.size,
-      heldSince: held?.status === "True" ? held.lastTransitionTime : undefined,
-      now: this.now(),
-      holdMs: this.dropHoldMs,
+  private async reconcileDelivery(run: Run): Promise<Outcome> {
+    const engine = required(run.engine, "engine");
+    const git = required(run.git, "git");
+    const commit = run.commit ?? "";
+    await engine.apply({
+      deployment: run.dep,
+      bundles: run.bundles,
+      git: git.repo,
+      commit,
+      registries: run.registries,
     });
-    const existing = new Map(owned.map((r) => [r.metadata.name ?? "", r]));
-    const targetsOf = (b: RenderedBundle): GitTarget[] =>
-      decision.action === "deliver" ? b.targets : (existing.get(b.bundleName)?.spec.targets ?? b.targets);
-    if (decision.action === "deliver") {
-      status.conditions = removeCondition(status.conditions, "TargetsHeld");
-    } else {
-      condition(
-        "TargetsHeld",
-        true,
-        decision.action === "hold" ? "LargeDrop" : "NoClustersListed",
-        decision.message,
-      );
-    }
-
-    // Git: one commit for the whole tree, only when it differs from what was synced.
-    const tree = treeOf(bundles);
-    const digest = treeDigest(tree);
-    let commit: string;
-    const last = this.synced.get(key);
-    if (last?.digest === digest && last.repo === `${git.repo.url}#${git.repo.branch}`) {
-      commit = last.commit;
-    } else {
-      try {
-        const res = await this.gitStore(git.credentials).sync({
-          repo: git.repo.url,
-          branch: git.repo.branch,
-          prefix: name,
-          files: tree,
-          message: `${ns}/${name}: ${dep.spec.packageRef.name} ${dep.spec.packageRef.version} (revision hash ${hash})`,
-        });
-        commit = res.commit;
-        this.synced.set(key, { digest, commit, repo: `${git.repo.url}#${git.repo.branch}` });
-        if (res.changed) {
-          await this.manager.events.record(
-            AppDeploymentResource,
-            dep,
-            "Normal",
-            "Committed",
-            `committed ${commit.slice(0, 12)} to ${git.repo.url} ${git.repo.branch}`,
-          );
-        }
-      } catch (err) {
-        if (!(err instanceof GitStoreError)) throw err;
-        condition("Delivered", false, `Git${err.reason}`, err.message);
-        throw new ReconcileError(`Git${err.reason}`, `${err.message}; retrying`);
-      }
-    }
-
-    // Secret parameters: a Secret per bundle next to its GitRepo (Fleet copies it).
-    // Only Secrets this deployment owns: Fleet's own Secrets carry the bundle labels too.
-    const ownSecrets = (
-      await client.list<SecretObject>(secretsResource, {
-        namespace: ns,
-        labelSelector: `${deploymentLabel}=${name},app.kubernetes.io/managed-by=outpost`,
-      })
-    ).items.filter((o) => ownedBy(o, dep));
-    const wanted = new Set<string>();
-    for (const b of bundles) {
-      if (!b.secret) continue;
-      wanted.add(b.secret.name);
-      const data = { "values.yaml": Buffer.from(b.secret.valuesYaml).toString("base64") };
-      const have = ownSecrets.find((s) => s.metadata.name === b.secret?.name);
-      if (have && isDeepStrictEqual(have.data, data)) continue;
-      await client.apply(
-        secretsResource,
-        {
-          metadata: {
-            name: b.secret.name,
-            namespace: ns,
-            labels: {
-              [deploymentLabel]: name,
-              [applicationLabel]: b.application,
-              "app.kubernetes.io/managed-by": "outpost",
-            },
-            ownerReferences: gitRepoFor(dep, b, git.repo, false).metadata.ownerReferences,
-          },
-          type: "Opaque",
-          data,
-        },
-        { fieldManager },
-      );
-    }
-    for (const s of ownSecrets) {
-      if (!wanted.has(s.metadata.name ?? "")) await client.delete(secretsResource, s.metadata.name ?? "", ns);
-    }
-
-    // GitRepos: one per application with targets; the others go.
-    const keep = new Set<string>();
-    for (const b of bundles) {
-      const targets = targetsOf(b);
-      if (targets.length === 0) continue;
-      keep.add(b.bundleName);
-      const desired = gitRepoFor(dep, b, git.repo, false, targets);
-      const have = existing.get(b.bundleName);
-      if (have && sameGitRepo(have, desired)) continue;
-      await client.apply(GitRepoResource, desired, { fieldManager });
-    }
-    for (const [repoName, r] of existing) {
-      if (!keep.has(repoName) && !r.metadata.deletionTimestamp)
-        await client.delete(GitRepoResource, repoName, ns);
-    }
-    condition(
+    this.condition(
+      run,
       "Delivered",
       true,
       "Committed",
-      `commit ${commit.slice(0, 12)} on ${git.repo.url} ${git.repo.branch}`,
+      `commit ${commit.slice(0, 12)} on ${git.repo.url} ${git.repo.branch}, delivered by ${engineTitle[engine.name]}`,
     );
+    return next;
+  }
 
-    // Revision history.
-    const packageDigest = pkg.status?.contentDigest ?? "";
+  // ---------- 7. revisions ----------
+
+  private async reconcileRevisions(run: Run): Promise<Outcome> {
+    const { client } = this.manager;
+    const { dep, ns, name, status, hash } = run;
+    const commit = run.commit ?? "";
+    const packageDigest = run.pkg?.status?.contentDigest ?? "";
     if (status.revisionHash !== hash || status.commit !== commit || status.revision === undefined) {
       const revisions = await client.list<ControllerRevision>(ControllerRevisionResource, {
         namespace: ns,
@@ -457,126 +554,93 @@ export class AppDeploymentReconciler {
       status.commit = commit;
     }
     status.packageDigest = packageDigest;
-
-    const delivered = [...keep].map((n) => existing.get(n)).filter((r): r is GitRepo => r !== undefined);
-    // Status counts what is delivered: while a drop is held, the old targets.
-    this.report(
-      dep,
-      status,
-      bundles.map((b) => ({ ...b, targets: targetsOf(b) })),
-      delivered,
-    );
-    if (decision.action === "hold") {
-      // Look again when the hold ends.
-      const left = Date.parse(decision.since) + this.dropHoldMs - this.now().getTime();
-      return { requeueAfterMs: Math.max(100, Math.min(requeue.requeueAfterMs, left + 100)) };
-    }
-    return requeue;
+    return next;
   }
 
-  /** Status from Fleet: summary, per application, the first non-ready clusters, phase, Ready. */
-  private report(
-    dep: AppDeployment,
-    status: Status,
-    bundles: RenderedBundle[],
-    repos: GitRepo[],
-    setPhase = true,
-  ): void {
-    const ns = dep.metadata.namespace ?? "";
-    const name = dep.metadata.name ?? "";
-    const bds = this.cache<FleetBundleDeployment & KubeObject>(BundleDeploymentResource).byLabels({
-      [deploymentLabel]: name,
-      "fleet.cattle.io/bundle-namespace": ns,
-    });
+  // ---------- 8. status ----------
+
+  private reconcileStatus(run: Run): Promise<Outcome> {
+    // Status counts what is delivered: while a drop is held, the old targets.
+    this.report(run, true);
+    const decision = run.decision;
+    if (decision?.action === "hold") {
+      // Look again when the hold ends.
+      const left = Date.parse(decision.since) + this.dropHoldMs - this.now().getTime();
+      const every = this.requeue.requeueAfterMs ?? 0;
+      return Promise.resolve({ done: { requeueAfterMs: Math.max(100, Math.min(every, left + 100)) } });
+    }
+    return Promise.resolve({ done: this.requeue });
+  }
+
+  /** Status from the engine: summary, per application, the first non-ready clusters, phase, Ready. */
+  private report(run: Run, delivered: boolean): void {
+    const { dep, ns, status } = run;
+    const engine = required(run.engine, "engine");
+    const source = engine.clusters;
     const result = aggregate({
-      apps: bundles.map((b) => ({
+      apps: run.bundles.map((b) => ({
         application: b.application,
         bundleName: b.bundleName,
         targets: b.targets,
         // Not yet delivered (suspended, awaiting approval): what runs is what counts.
-        ...(setPhase ? { contentHash: b.contentHash } : {}),
+        ...(delivered ? { contentHash: b.contentHash } : {}),
       })),
-      clusters: this.clusters.clusters(ns),
-      bundleDeployments: bds,
-      now: this.now(),
-      offlineAfterMs: this.offlineAfterMs,
-      offline: this.clusters.offline(ns),
-      targeted: (targets) => this.clusters.targeted(ns, targets),
+      clusters: this.inventory.clusters(ns, source),
+      offline: this.inventory.offline(ns, source),
+      targeted: (targets) => this.inventory.targeted(ns, targets, source),
+      stateOf: engine.states(dep, delivered ? run.commit : status.commit),
     });
-    // Fleet's own errors (a clone or a fleet.yaml it refused) name the application.
-    for (const r of repos) {
-      const stalled = r.status?.conditions?.find((c) => c.type === "Stalled" && c.status === "True");
-      const app = result.applications.find((a) => a.name === r.metadata.labels?.[applicationLabel]);
-      if (stalled && app) app.message = `Fleet: ${stalled.message ?? stalled.reason ?? "GitRepo failed"}`;
+    const problems = engine.problems(dep);
+    for (const app of result.applications) {
+      const problem = problems.get(app.name);
+      if (problem) app.message = problem;
     }
     status.summary = result.summary;
     status.applications = result.applications;
     status.clusters = result.clusters;
-    if (!setPhase) return;
-    const fleetError = result.applications.find((a) => a.message?.startsWith("Fleet: "));
+    if (!delivered) return;
+    const engineError = result.applications.find((a) => problems.has(a.name));
     const generation = dep.metadata.generation;
     const phase = phaseOf(result.summary, (status.revision ?? 1) <= 1);
     status.phase = phase;
     const s = result.summary;
     const counts = `${s.ready}/${s.targets} clusters ready${s.offline ? `, ${s.offline} offline` : ""}${s.pending ? `, ${s.pending} pending` : ""}${s.notReady ? `, ${s.notReady} not ready` : ""}`;
-    if (fleetError) {
-      Object.assign(
-        status,
-        summarize(status, generation, {
+    const outcome = ((): Parameters<typeof summarize>[2] => {
+      if (engineError) {
+        return {
           kind: "failed",
-          reason: "FleetError",
-          message: `${fleetError.name}: ${fleetError.message ?? ""}`,
-        }),
-      );
-    } else if (phase === "NoTargetClusters") {
-      const how = dep.spec.targets.clusterSelector
-        ? `the clusterSelector ${JSON.stringify(dep.spec.targets.clusterSelector)}`
-        : `spec.targets.clusters (${(dep.spec.targets.clusters ?? []).join(", ") || "empty"})`;
-      Object.assign(
-        status,
-        summarize(status, generation, {
+          reason: "EngineError",
+          message: `${engineError.name}: ${engineError.message ?? ""}`,
+        };
+      }
+      if (phase === "NoTargetClusters") {
+        const how = dep.spec.targets.clusterSelector
+          ? `the clusterSelector ${JSON.stringify(dep.spec.targets.clusterSelector)}`
+          : `spec.targets.clusters (${(dep.spec.targets.clusters ?? []).join(", ") || "empty"})`;
+        return {
           kind: "failed",
           reason: "NoTargetClusters",
-          message: `no Fleet cluster in namespace ${ns} matches ${how}; register clusters or change spec.targets`,
-        }),
-      );
-    } else if (phase === "Running") {
-      Object.assign(
-        status,
-        summarize(status, generation, {
-          kind: "ready",
-          reason: "Running",
-          message: `revision ${status.revision ?? "?"}: ${counts}`,
-        }),
-      );
-    } else if (phase === "Deploying" || phase === "Updating") {
-      Object.assign(
-        status,
-        summarize(status, generation, { kind: "progressing", reason: phase, message: counts }),
-      );
-    } else {
+          message: `no ${engineTitle[engine.name]} cluster in namespace ${ns} matches ${how}; register clusters or change spec.targets`,
+        };
+      }
+      if (phase === "Running") {
+        return { kind: "ready", reason: "Running", message: `revision ${status.revision ?? "?"}: ${counts}` };
+      }
+      if (phase === "Deploying" || phase === "Updating")
+        return { kind: "progressing", reason: phase, message: counts };
       const first = result.clusters[0];
-      Object.assign(
-        status,
-        summarize(status, generation, {
-          kind: "failed",
-          reason: phase,
-          message: `${counts}${first ? `; ${first.name}: ${first.message}` : ""}`,
-        }),
-      );
-    }
+      return {
+        kind: "failed",
+        reason: phase,
+        message: `${counts}${first ? `; ${first.name}: ${first.message}` : ""}`,
+      };
+    })();
+    Object.assign(status, summarize(status, generation, outcome));
   }
 
-  private async pause(repos: GitRepo[], paused: boolean): Promise<void> {
-    for (const r of repos) {
-      if (r.spec.paused === paused) continue;
-      await this.manager.client.mergePatch(GitRepoResource, r.metadata.name ?? "", r.metadata.namespace, {
-        spec: { paused },
-      });
-    }
-  }
+  // ---------- deletion ----------
 
-  /** GitRepos first (Fleet uninstalls), then the folder in Git (one commit), then release. */
+  /** Engine objects first (the engine uninstalls), then the folder in Git (one commit), then release. */
   private async finalize(dep: AppDeployment): Promise<Result | undefined> {
     const { client, fieldManager } = this.manager;
     const ns = dep.metadata.namespace ?? "";
@@ -584,22 +648,15 @@ export class AppDeploymentReconciler {
     if (!dep.metadata.finalizers?.includes(deployFinalizer)) return undefined;
     return withStatus(client, AppDeploymentResource, dep, fieldManager, async (status: Status) => {
       status.phase = "Terminating";
-      const repos = (
-        await client.list<GitRepo>(GitRepoResource, {
-          namespace: ns,
-          labelSelector: `${deploymentLabel}=${name}`,
-        })
-      ).items.filter((r) => ownedBy(r, dep));
-      for (const r of repos) {
-        if (!r.metadata.deletionTimestamp) await client.delete(GitRepoResource, r.metadata.name ?? "", ns);
-      }
-      if (repos.length > 0) {
+      let going = 0;
+      for (const engine of this.engines.values()) going += await engine.remove(dep);
+      if (going > 0) {
         Object.assign(
           status,
           summarize(status, dep.metadata.generation, {
             kind: "progressing",
             reason: "Terminating",
-            message: `waiting for ${repos.length} Fleet GitRepo(s) to be removed`,
+            message: `waiting for ${going} ${status.engine ? engineTitle[status.engine] : "engine"} object(s) to be removed`,
           }),
         );
         return { requeueAfterMs: 1_000 };
@@ -639,53 +696,33 @@ export class AppDeploymentReconciler {
   }
 }
 
-/** Whether `dep` is the controller owner of `obj` (what the operator may change or delete). */
-function ownedBy(obj: KubeObject, dep: AppDeployment): boolean {
-  return (obj.metadata.ownerReferences ?? []).some(
-    (o) => o.controller === true && o.kind === "AppDeployment" && o.uid === dep.metadata.uid,
-  );
-}
-
-/** A failure only a change of the spec (or of what it names) can fix. */
-class StalledError extends ReconcileError {}
-
-function sameGitRepo(have: GitRepo, want: GitRepo): boolean {
-  const labels = have.metadata.labels ?? {};
-  return (
-    isDeepStrictEqual(
-      Object.fromEntries(Object.keys(want.spec).map((k) => [k, (have.spec as Record<string, unknown>)[k]])),
-      want.spec,
-    ) &&
-    Object.entries(want.metadata.labels ?? {}).every(([k, v]) => labels[k] === v) &&
-    Object.entries(want.metadata.annotations ?? {}).every(([k, v]) => have.metadata.annotations?.[k] === v) &&
-    (have.metadata.ownerReferences ?? []).some(
-      (o) => o.controller && o.uid === want.metadata.ownerReferences?.[0]?.uid,
-    )
-  );
-}
-
 export function registerAppDeployments(manager: Manager, options: DeployOptions = {}): void {
-  manager.informer<FleetBundleDeployment & KubeObject>(BundleDeploymentResource, {
-    transform: slimBundleDeployment,
+  for (const e of options.engines ?? []) {
+    if (!engineNames.includes(e)) throw new Error(`unknown delivery engine ${e}`);
+  }
+  configureInventory(manager, {
+    offlineAfterMs: options.offlineAfterMs,
+    argocdNamespace: options.engines?.includes("argocd") ? (options.argocdNamespace ?? "argocd") : undefined,
   });
-  const offlineAfterMs = options.offlineAfterMs ?? 30 * 60_000;
+  const reconciler = new AppDeploymentReconciler(manager, options);
+  const inventory = inventoryOf(manager);
   const deploymentsIn = (ns: string, test: (d: AppDeployment) => boolean = () => true): string[] =>
     manager
       .informer<AppDeployment>(AppDeploymentResource)
       .cache.byNamespace(ns)
       .filter(test)
       .map((d) => `${ns}/${d.metadata.name ?? ""}`);
+  const offlineAfterMs = inventory.offlineAfterMs;
   const stale = (c: KubeObject): boolean => {
-    const seen = (c as FleetCluster).status?.agent?.lastSeen;
+    const seen = (c as { status?: { agent?: { lastSeen?: string } } }).status?.agent?.lastSeen;
     return !seen || Date.now() - Date.parse(seen) > offlineAfterMs;
   };
-  manager
+  const controller = manager
     // Reconciles mostly wait on Git and the API server; many at once also make bigger Git
     // batches (one fetch and one push for all the changes queued meanwhile): 1,000
     // deployments at once are delivered in about a third of the time 16 workers take.
     .controller("appdeployment", { workers: 96, maxDelayMs: 30_000 })
     .for(AppDeploymentResource)
-    .owns(GitRepoResource)
     // Catalog objects a deployment renders from (also starts their informers).
     .watches(
       ApplicationResource,
@@ -721,17 +758,30 @@ export function registerAppDeployments(manager: Manager, options: DeployOptions 
       (o, old) =>
         (o as DeploymentPackage).status?.contentDigest !== (old as DeploymentPackage).status?.contentDigest,
     )
+    // A project's engine choice.
     .watches(
-      FleetClusterResource,
-      (c) => deploymentsIn(c.metadata.namespace ?? ""),
-      // Label changes move clusters in or out; an agent back from silence catches up.
-      (c, old) => !isDeepStrictEqual(c.metadata.labels, old.metadata.labels) || (stale(old) && !stale(c)),
-    )
-    .watches(BundleDeploymentResource, (bd) => {
-      const l = bd.metadata.labels ?? {};
-      const dep = l[deploymentLabel];
-      const ns = l["fleet.cattle.io/bundle-namespace"];
-      return dep && ns ? [`${ns}/${dep}`] : [];
-    })
-    .complete(new AppDeploymentReconciler(manager, options));
+      ProjectResource,
+      (p) => deploymentsIn(p.metadata.name ?? ""),
+      (p, old) => (p as Project).spec.delivery?.engine !== (old as Project).spec.delivery?.engine,
+    );
+  // Clusters of every registration: label changes move clusters in or out; an agent back
+  // from silence catches up.
+  for (const source of inventory.all) {
+    controller.watches(
+      source.informer,
+      (c) => deploymentsIn(source.namespaceOf(c) ?? ""),
+      (c, old) =>
+        JSON.stringify(c.metadata.labels) !== JSON.stringify(old.metadata.labels) ||
+        (stale(old) && !stale(c)),
+    );
+  }
+  for (const engine of reconciler.engines.values()) {
+    for (const w of engine.watches()) controller.watches(w.informer, w.map, w.update);
+    if (engine instanceof ArgoCDEngine) {
+      engine.onClustersChanged = (ns) => {
+        for (const key of deploymentsIn(ns)) controller.queue.add(key);
+      };
+    }
+  }
+  controller.complete(reconciler);
 }

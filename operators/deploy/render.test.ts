@@ -185,6 +185,7 @@ describe("render", () => {
     assert.deepEqual(d.secret, {
       name: "storefront-db-secret-values",
       valuesYaml: "auth:\n  password: s3cret\n",
+      values: { auth: { password: "s3cret" } },
     });
     const fd = fleetYaml(d);
     assert.deepEqual(fd.downstreamResources, [{ kind: "Secret", name: "storefront-db-secret-values" }]);

@@ -57,8 +57,12 @@ export interface RenderedBundle {
   namespace: string;
   /** The Helm release name it is installed as. */
   releaseName: string;
-  /** A Secret to keep next to the GitRepo (values.yaml of secret parameters). */
-  secret?: { name: string; valuesYaml: string };
+  /** The chart: its Registry (by name), name and version. */
+  chart: { registry: string; name: string; version: string };
+  /** Per-cluster overrides, in order (every matching one applies). */
+  overrides: { clusterSelector: LabelSelector; values: Values }[];
+  /** The secret parameters' values, never written to Git (a Secret for Fleet; Argo CD's valuesObject). */
+  secret?: { name: string; valuesYaml: string; values: Values };
   /**
    * A hash of the bundle's content, also in fleet.yaml as label outpost.dev/content, which
    * Fleet copies to the Bundle and its BundleDeployments: a BundleDeployment runs this
@@ -305,7 +309,13 @@ export function render(input: RenderInput): RenderedBundle[] {
       releaseName,
       files: { "fleet.yaml": yaml(fleet), "values.yaml": valuesYaml },
       targets: gitTargets(placement?.targets ?? dep.spec.targets),
-      ...(secretName ? { secret: { name: secretName, valuesYaml: secretYaml } } : {}),
+      chart: {
+        registry: registry.metadata.name ?? "",
+        name: app.spec.chart.name,
+        version: app.spec.chart.version,
+      },
+      overrides: overrides.map((o) => ({ clusterSelector: o.clusterSelector, values: o.values })),
+      ...(secretName ? { secret: { name: secretName, valuesYaml: secretYaml, values: secretValues } } : {}),
     });
   }
   if (problems.length > 0) throw new RenderError(problems);

@@ -3,11 +3,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { matches } from "./selector.ts";
+import { targetedClusters } from "../inventory/inventory.ts";
 import {
   aggregate,
+  fleetStates,
   phaseOf,
   slimBundleDeployment,
-  targetedClusters,
   type FleetBundleDeployment,
   type FleetCluster,
 } from "./status.ts";
@@ -80,13 +81,13 @@ describe("aggregate", () => {
     const status = aggregate({
       apps,
       clusters,
-      bundleDeployments: [
+      stateOf: fleetStates([
         bd("shop-web", "store-1", "ready"),
         bd("shop-web", "store-2", "applied", "Deployment web: 0/2 replicas available"),
         bd("shop-web", "store-3", "ready"),
         bd("shop-web", "store-4", "stale"),
         bd("shop-db", "central", "ready"),
-      ],
+      ]),
       now,
       offlineAfterMs: 15 * 60_000,
     });
@@ -115,10 +116,10 @@ describe("aggregate", () => {
       const status = aggregate({
         apps: order,
         clusters,
-        bundleDeployments: [
+        stateOf: fleetStates([
           bd("shop-web", "store-1", "applied", "dependent bundle(s) are not ready: [shop-db]"),
           bd("shop-db", "store-1", "applied", "Deployment db: ImagePullBackOff"),
-        ],
+        ]),
         now,
         offlineAfterMs: 15 * 60_000,
       });
@@ -133,8 +134,8 @@ describe("aggregate", () => {
     const status = aggregate({
       apps: [apps[0] ?? { application: "", bundleName: "", targets: [] }],
       clusters: many,
-      bundleDeployments: many.map((c, i) =>
-        bd("shop-web", c.metadata.name ?? "", i % 100 === 0 ? "applied" : "ready"),
+      stateOf: fleetStates(
+        many.map((c, i) => bd("shop-web", c.metadata.name ?? "", i % 100 === 0 ? "applied" : "ready")),
       ),
       now,
       offlineAfterMs: 60_000,
@@ -205,7 +206,7 @@ describe("current content", () => {
         },
       ],
       clusters: [cluster("store-1", { site: "store" }), cluster("store-2", { site: "store" })],
-      bundleDeployments: [old, fresh],
+      stateOf: fleetStates([old, fresh]),
       now,
       offlineAfterMs: 60_000,
     });
@@ -235,7 +236,7 @@ describe("slim BundleDeployments", () => {
         { application: "web", bundleName: "shop-web", targets: [{ name: "all", clusterName: "store-1" }] },
       ],
       clusters: [cluster("store-1", {})],
-      bundleDeployments: [b],
+      stateOf: fleetStates([b]),
       now,
       offlineAfterMs: 60_000,
     });

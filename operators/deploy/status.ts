@@ -1,10 +1,11 @@
-// Deployment status from Fleet's objects, as a pure function: which clusters each
-// application targets, and per (application, cluster) whether the current revision runs
-// there and is ready. Offline clusters (agent not seen recently) are offline, not failed.
-// The result stays small at any number of clusters: counts, and the first few clusters
-// that are not ready.
+// Deployment status, as pure functions: which clusters each application targets, and per
+// (application, cluster) whether the current revision runs there and is ready — as the
+// delivery engine reports it (fleetStates for Fleet's BundleDeployments, argoStates in
+// argocd.ts for Argo CD's Applications). Offline clusters are offline, not failed. The
+// result stays small at any number of clusters: counts, and the first few clusters that
+// are not ready.
+import { offlineClusters, targetedClusters, type InventoryCluster } from "../inventory/inventory.ts";
 import { contentLabel, type GitTarget } from "./render.ts";
-import { matches } from "./selector.ts";
 
 /** The parts of a Fleet Cluster this needs. */
 export interface FleetCluster {
@@ -55,6 +56,12 @@ export function slimBundleDeployment(bd: FleetBundleDeployment): FleetBundleDepl
 
 export type ClusterState = "Ready" | "NotReady" | "Pending" | "Offline";
 
+/** One application on one cluster, as its delivery engine reports it. */
+export interface ClusterAppState {
+  state: ClusterState;
+  message: string;
+}
+
 export interface AppTargets {
   application: string;
   /** The bundle of the current revision. */
@@ -66,30 +73,18 @@ export interface AppTargets {
 
 export interface StatusInput {
   apps: AppTargets[];
-  clusters: FleetCluster[];
-  /** BundleDeployments of the current revision's bundles (label fleet.cattle.io/bundle-name). */
-  bundleDeployments: FleetBundleDeployment[];
-  now: Date;
+  clusters: InventoryCluster[] | FleetCluster[];
+  /** The engine's state of an application on a cluster (clusters offline in the inventory aside). */
+  stateOf: (app: AppTargets, cluster: string) => ClusterAppState;
+  /** Names of the offline clusters (default: computed from `now` and `offlineAfterMs`). */
+  offline?: ReadonlySet<string>;
+  now?: Date;
   /** An agent silent for longer is offline. */
-  offlineAfterMs: number;
+  offlineAfterMs?: number;
   /** At most this many non-ready clusters are listed. */
   maxListed?: number;
-  /** Names of the offline clusters, when the caller keeps them (default: computed here). */
-  offline?: ReadonlySet<string>;
   /** The clusters a target list selects, when the caller memoizes it (default: computed here). */
-  targeted?: (targets: GitTarget[]) => FleetCluster[];
-}
-
-/** Names of the clusters whose agent has not been seen for `offlineAfterMs`. */
-export function offlineClusters(clusters: FleetCluster[], now: Date, offlineAfterMs: number): Set<string> {
-  return new Set(
-    clusters
-      .filter((c) => {
-        const seen = c.status?.agent?.lastSeen;
-        return !seen || now.getTime() - Date.parse(seen) > offlineAfterMs;
-      })
-      .map((c) => c.metadata.name ?? ""),
-  );
+  targeted?: (targets: GitTarget[]) => { metadata: { name?: string } }[];
 }
 
 export interface DeploymentStatusSummary {
@@ -99,17 +94,6 @@ export interface DeploymentStatusSummary {
 }
 
 const rank: Record<ClusterState, number> = { Ready: 0, Pending: 1, NotReady: 2, Offline: 3 };
-
-/** The clusters a target list selects (Fleet: targets are ORed; a target's criteria ANDed). */
-export function targetedClusters(targets: GitTarget[], clusters: FleetCluster[]): FleetCluster[] {
-  return clusters.filter((c) =>
-    targets.some(
-      (t) =>
-        (t.clusterName === undefined || t.clusterName === c.metadata.name) &&
-        (t.clusterSelector === undefined || matches(t.clusterSelector, c.metadata.labels)),
-    ),
-  );
-}
 
 /** Fleet's agent message for a bundle held back by its dependsOn. */
 const waitsOnDependency = (message: string): boolean => message.includes("dependent bundle(s) are not ready");
@@ -123,21 +107,48 @@ function notReadyMessage(bd: FleetBundleDeployment): string {
   return cond?.message ?? resMsg ?? bd.status?.display?.state ?? "not ready";
 }
 
-export function aggregate(input: StatusInput): DeploymentStatusSummary {
-  const offline = input.offline ?? offlineClusters(input.clusters, input.now, input.offlineAfterMs);
+/**
+ * Fleet's per-cluster state, from the BundleDeployments of the current bundles: the
+ * current revision runs on a cluster when its BundleDeployment carries the current
+ * content and has applied its deployment ID; it is ready when Fleet's agent says so.
+ */
+export function fleetStates(
+  bundleDeployments: FleetBundleDeployment[],
+): (app: AppTargets, cluster: string) => ClusterAppState {
   const byBundleCluster = new Map<string, FleetBundleDeployment>();
-  for (const bd of input.bundleDeployments) {
+  for (const bd of bundleDeployments) {
     const l = bd.metadata.labels ?? {};
     byBundleCluster.set(
       `${l["fleet.cattle.io/bundle-name"] ?? ""}/${l["fleet.cattle.io/cluster"] ?? ""}`,
       bd,
     );
   }
+  return (app, cluster) => {
+    const bd = byBundleCluster.get(`${app.bundleName}/${cluster}`);
+    if (
+      bd?.spec?.deploymentID === undefined ||
+      (app.contentHash !== undefined && bd.metadata.labels?.[contentLabel] !== app.contentHash) ||
+      bd.spec.deploymentID !== bd.status?.appliedDeploymentID
+    ) {
+      return { state: "Pending", message: "the current revision is not applied yet" };
+    }
+    if (bd.status.ready) return { state: "Ready", message: "" };
+    return { state: "NotReady", message: notReadyMessage(bd) };
+  };
+}
 
+export function aggregate(input: StatusInput): DeploymentStatusSummary {
+  const offline =
+    input.offline ??
+    offlineClusters(
+      input.clusters.map((c) => ({ ...c, source: "fleet" as const })),
+      input.now ?? new Date(),
+      input.offlineAfterMs ?? 30 * 60_000,
+    );
   const perCluster = new Map<string, { state: ClusterState; message: string }>();
   const applications: DeploymentStatusSummary["applications"] = [];
   // Applications usually share their targets: match each distinct target list once.
-  const matched = new Map<string, FleetCluster[]>();
+  const matched = new Map<string, { metadata: { name?: string } }[]>();
   for (const app of input.apps) {
     const key = JSON.stringify(app.targets);
     let targeted = matched.get(key);
@@ -149,27 +160,21 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
     let firstProblem: string | undefined;
     for (const c of targeted) {
       const name = c.metadata.name ?? "";
-      const bd = byBundleCluster.get(`${app.bundleName}/${name}`);
       let state: ClusterState;
       let message: string;
       if (offline.has(name)) {
         state = "Offline";
         message = "the cluster's agent has not reported recently; it catches up when it is back";
-      } else if (
-        bd?.spec?.deploymentID === undefined ||
-        (app.contentHash !== undefined && bd.metadata.labels?.[contentLabel] !== app.contentHash) ||
-        bd.spec.deploymentID !== bd.status?.appliedDeploymentID
-      ) {
-        state = "Pending";
-        message = `${app.application}: the current revision is not applied yet`;
-      } else if (bd.status.ready) {
-        state = "Ready";
-        message = "";
-        ready++;
       } else {
-        state = "NotReady";
-        message = `${app.application}: ${notReadyMessage(bd)}`;
-        firstProblem ??= `${name}: ${notReadyMessage(bd)}`;
+        const s = input.stateOf(app, name);
+        state = s.state;
+        if (state === "Ready") {
+          message = "";
+          ready++;
+        } else {
+          message = `${app.application}: ${s.message}`;
+          if (state === "NotReady") firstProblem ??= `${name}: ${s.message}`;
+        }
       }
       const prev = perCluster.get(name);
       // Worst state first; among not-ready applications, the cause rather than a

@@ -1,7 +1,8 @@
-// Clients for edge clusters, from the kubeconfig Secrets the management cluster holds:
-// the Cluster API convention (Secret `<cluster>-kubeconfig`, key `value`, in the cluster's
-// namespace) or, failing that, the Fleet Cluster's `spec.kubeConfigSecret` (key `value`,
-// in `spec.kubeConfigSecretNamespace` or the cluster's namespace).
+// Clients for edge clusters, from the credentials the management cluster holds: the
+// Cluster API convention (Secret `<cluster>-kubeconfig`, key `value`, in the cluster's
+// namespace), or else the Fleet Cluster's `spec.kubeConfigSecret` (key `value`, in
+// `spec.kubeConfigSecretNamespace` or the cluster's namespace), or else the Argo CD
+// cluster Secret registering the cluster for the project (server + config, strictly read).
 //
 // One client per cluster is kept and reused. Its Secret is looked at again after
 // `revalidateMs` (a new resourceVersion builds a new client), and at once after a call
@@ -14,6 +15,7 @@ import { ApiError, KubeClient, type KubeObject } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { FleetClusterResource } from "../deploy/fleet.ts";
+import { argoClusterSecrets, fromArgoClusterSecret } from "../inventory/inventory.ts";
 
 /** The key of a kubeconfig Secret that holds the kubeconfig (Cluster API and Fleet). */
 export const kubeconfigKey = "value";
@@ -28,6 +30,11 @@ export interface EdgeClustersOptions {
   management: KubeClient;
   /** The Fleet Cluster `name` of `namespace`, if there is one (from an informer cache). */
   fleetCluster?: (namespace: string, name: string) => EdgeClusterRef | undefined;
+  /**
+   * The Argo CD cluster Secret registering cluster `name` for project `namespace`, if
+   * there is one: its name and namespace (Argo CD's); EdgeClusters reads it itself.
+   */
+  argoCluster?: (namespace: string, name: string) => { name: string; namespace: string } | undefined;
   /** Time for each edge call's response. Default 10 s. */
   requestTimeoutMs?: number;
   /** Time to connect to an edge API server. Default 5 s. */
@@ -160,6 +167,19 @@ export class EdgeClusters {
       cached.checkedAt = this.now();
       return cached;
     }
+    if (secret.metadata.labels?.["argocd.argoproj.io/secret-type"] === "cluster") {
+      let kc: KubeConfig;
+      try {
+        kc = kubeConfigFromArgoCluster(name, decodeKey(secret, "server"), decodeKey(secret, "config"));
+      } catch (err) {
+        throw new EdgeUnreachableError(
+          name,
+          "InvalidKubeconfig",
+          `cluster ${name}: the Argo CD cluster Secret ${where} cannot be used: ${describe(err)}`,
+        );
+      }
+      return this.remember(key, kc, source, cached);
+    }
     const encoded = secret.data?.[kubeconfigKey];
     if (!encoded) {
       throw new EdgeUnreachableError(
@@ -179,6 +199,10 @@ export class EdgeClusters {
         `cluster ${name}: the kubeconfig in Secret ${where} cannot be used: ${describe(err)}`,
       );
     }
+    return this.remember(key, kc, source, cached);
+  }
+
+  private remember(key: string, kc: KubeConfig, source: string, cached: Entry | undefined): Entry {
     const client = new KubeClient(kc, {
       userAgent: this.options.userAgent,
       connections: this.options.connections ?? 4,
@@ -208,12 +232,95 @@ export class EdgeClusters {
         `cluster ${name}: its Fleet Cluster names kubeConfigSecret ${ns}/${ref}, which does not exist`,
       );
     }
+    const argo = this.options.argoCluster?.(namespace, name);
+    if (argo) {
+      const secret = await m.get<Secret>(secretsResource, argo.name, argo.namespace);
+      if (secret) return { secret, where: `${argo.namespace}/${argo.name}` };
+    }
     throw new EdgeUnreachableError(
       name,
       "NoKubeconfig",
       `cluster ${name}: no kubeconfig; create Secret ${namespace}/${name}-kubeconfig with the kubeconfig under key "${kubeconfigKey}" (or set the Fleet Cluster's kubeConfigSecret)`,
     );
   }
+}
+
+const decodeKey = (s: Secret, key: string): string =>
+  s.data?.[key] === undefined ? "" : Buffer.from(s.data[key], "base64").toString("utf8");
+
+/**
+ * A client configuration from an Argo CD cluster Secret (util/db/cluster.go: keys server
+ * and config, the JSON of ClusterConfig). Only what names the server and proves who we
+ * are is accepted: a bearer token, or client certificate and key data, with CA data and a
+ * TLS server name. Everything that would make Outpost run a program (execProviderConfig),
+ * call a cloud (awsAuthConfig), skip TLS verification, use a proxy or read local files is
+ * refused, naming the field.
+ */
+export function kubeConfigFromArgoCluster(name: string, server: string, configJson: string): KubeConfig {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new Error(`its server "${server}" is not a URL`);
+  }
+  if (url.protocol !== "https:") throw new Error(`its server must be an https:// URL, not ${url.protocol}`);
+  // Argo CD's in-cluster destination: the management cluster itself, with its own identity.
+  if (url.hostname === "kubernetes.default.svc" || url.hostname.startsWith("kubernetes.default."))
+    throw new Error(`its server ${server} is the management cluster's own address`);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(configJson || "{}") as Record<string, unknown>;
+  } catch {
+    throw new Error("its config is not JSON");
+  }
+  if (typeof config !== "object" || Array.isArray(config)) throw new Error("its config is not a JSON object");
+  const allowed = new Set(["bearerToken", "tlsClientConfig"]);
+  for (const key of Object.keys(config)) {
+    if (!allowed.has(key))
+      throw new Error(
+        `config.${key} is not accepted (only bearerToken and tlsClientConfig caData, certData, keyData, serverName)`,
+      );
+  }
+  const tls = (config.tlsClientConfig ?? {}) as Record<string, unknown>;
+  const tlsAllowed = new Set(["caData", "certData", "keyData", "serverName"]);
+  for (const [key, value] of Object.entries(tls)) {
+    if (key === "insecure" && value === false) continue;
+    if (!tlsAllowed.has(key))
+      throw new Error(
+        `config.tlsClientConfig.${key} is not accepted (only caData, certData, keyData and serverName)`,
+      );
+    if (typeof value !== "string") throw new Error(`config.tlsClientConfig.${key} must be a string`);
+  }
+  const token = config.bearerToken;
+  if (token !== undefined && typeof token !== "string")
+    throw new Error("config.bearerToken must be a string");
+  const hasCert = tls.certData !== undefined || tls.keyData !== undefined;
+  if (hasCert && (tls.certData === undefined || tls.keyData === undefined))
+    throw new Error("config.tlsClientConfig needs both certData and keyData");
+  if (!token && !hasCert)
+    throw new Error("its config has no credentials (bearerToken, or tlsClientConfig certData and keyData)");
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      {
+        name,
+        server,
+        skipTLSVerify: false,
+        ...(typeof tls.caData === "string" ? { caData: tls.caData } : {}),
+        ...(typeof tls.serverName === "string" ? { tlsServerName: tls.serverName } : {}),
+      },
+    ],
+    users: [
+      {
+        name,
+        ...(token ? { token } : {}),
+        ...(hasCert ? { certData: tls.certData as string, keyData: tls.keyData as string } : {}),
+      },
+    ],
+    contexts: [{ name, cluster: name, user: name }],
+    currentContext: name,
+  });
+  return kc;
 }
 
 function describe(err: unknown): string {
@@ -234,10 +341,21 @@ const perManager = new WeakMap<Manager, EdgeClusters>();
 export function edgeClustersOf(manager: Manager): EdgeClusters {
   let edges = perManager.get(manager);
   if (!edges) {
-    const clusters = manager.informer<EdgeClusterRef>(FleetClusterResource);
+    const clusters = manager.informer<EdgeClusterRef>(FleetClusterResource, { optional: true });
+    const argo = argoClusterSecrets(manager);
     edges = new EdgeClusters({
       management: manager.client,
       fleetCluster: (ns, name) => clusters.cache.get(`${ns}/${name}`),
+      ...(argo
+        ? {
+            argoCluster: (ns: string, name: string) => {
+              const s = argo.cache
+                .byLabels({ "outpost.dev/project": ns })
+                .find((x) => fromArgoClusterSecret(x).metadata.name === name);
+              return s ? { name: s.metadata.name ?? "", namespace: s.metadata.namespace ?? "" } : undefined;
+            },
+          }
+        : {}),
       userAgent: `${manager.fieldManager}/${manager.identity}`,
     });
     perManager.set(manager, edges);

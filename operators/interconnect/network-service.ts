@@ -1,5 +1,5 @@
 // The NetworkService reconciler: a Service of a deployed application made reachable on
-// other members of a Network. Where the application runs (the clusters its GitRepo
+// other members of a Network. Where the application runs (the clusters it is delivered
 // targets, among the members) it binds the Service's pods to a routing key — a Skupper
 // Connector when the application lives in the site's namespace, otherwise an
 // AttachedConnector in the application's namespace with its AttachedConnectorBinding in
@@ -12,18 +12,11 @@ import { isDeepStrictEqual } from "node:util";
 import type { NetworkService } from "../api/network-service.generated.ts";
 import type { Network } from "../api/network.generated.ts";
 import { NetworkResource, NetworkServiceResource } from "../api/resources.generated.ts";
-import {
-  applicationLabel,
-  deploymentLabel,
-  FleetClusterResource,
-  GitRepoResource,
-  namespaceAnnotation,
-  type GitRepo,
-} from "../deploy/fleet.ts";
 import { dnsName } from "../deploy/render.ts";
 import { matches } from "../deploy/selector.ts";
-import { targetedClusters } from "../deploy/status.ts";
-import { EdgeUnreachableError, type EdgeClusterRef, type EdgeClusters } from "../edge/edge-clusters.ts";
+import { deliveriesOf } from "../deploy/delivered.ts";
+import { EdgeUnreachableError, type EdgeClusters } from "../edge/edge-clusters.ts";
+import { inventoryOf, targetedClusters, type InventoryCluster } from "../inventory/inventory.ts";
 import { ApiError, keyOf, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import { summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
@@ -120,8 +113,8 @@ export class NetworkServiceReconciler {
     this.concurrency = options.edgeConcurrency ?? 16;
   }
 
-  private clusters(namespace: string): EdgeClusterRef[] {
-    return this.manager.informer<EdgeClusterRef>(FleetClusterResource).cache.byNamespace(namespace);
+  private clusters(namespace: string): InventoryCluster[] {
+    return inventoryOf(this.manager).clusters(namespace);
   }
 
   async reconcile(req: Request): Promise<Result | undefined> {
@@ -168,25 +161,20 @@ export class NetworkServiceReconciler {
         );
         return;
       }
-      const repo = this.manager
-        .informer<GitRepo>(GitRepoResource)
-        .cache.byLabels({
-          [deploymentLabel]: current.spec.deploymentRef.name,
-          [applicationLabel]: current.spec.application,
-        })
-        .find((r) => r.metadata.namespace === ns);
-      if (!repo) {
+      const delivered = deliveriesOf(this.manager)
+        .apps(ns, current.spec.deploymentRef.name)
+        .find((d) => d.application === current.spec.application);
+      if (!delivered) {
         waiting(
           "ApplicationNotDelivered",
           `AppDeployment ${current.spec.deploymentRef.name} does not deliver application ${current.spec.application} to any cluster (yet)`,
         );
         return;
       }
-      const appNamespace =
-        repo.metadata.annotations?.[namespaceAnnotation] ?? current.spec.deploymentRef.name;
+      const appNamespace = delivered.namespace;
       const clusters = this.clusters(ns);
       const members = new Set(memberNames(network.spec.members.clusterSelector, clusters));
-      const runs = new Set(targetedClusters(repo.spec.targets, clusters).map((c) => c.metadata.name ?? ""));
+      const runs = new Set(targetedClusters(delivered.targets, clusters).map((c) => c.metadata.name ?? ""));
       const providers = [...members].filter((m) => runs.has(m)).sort();
       const consumerSelector = current.spec.consumers?.clusterSelector;
       const consumers = clusters

@@ -16,8 +16,8 @@
 import { isDeepStrictEqual } from "node:util";
 import type { Network } from "../api/network.generated.ts";
 import { NetworkResource } from "../api/resources.generated.ts";
-import { FleetClusterResource } from "../deploy/fleet.ts";
-import { EdgeUnreachableError, type EdgeClusterRef, type EdgeClusters } from "../edge/edge-clusters.ts";
+import { EdgeUnreachableError, type EdgeClusters } from "../edge/edge-clusters.ts";
+import { inventoryOf, type InventoryCluster } from "../inventory/inventory.ts";
 import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import { summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
@@ -106,8 +106,8 @@ export class NetworkReconciler {
     };
   }
 
-  private clusters(namespace: string): EdgeClusterRef[] {
-    return this.manager.informer<EdgeClusterRef>(FleetClusterResource).cache.byNamespace(namespace);
+  private clusters(namespace: string): InventoryCluster[] {
+    return inventoryOf(this.manager).clusters(namespace);
   }
 
   async reconcile(req: Request): Promise<Result | undefined> {

@@ -1,7 +1,8 @@
 // The ops operator: ResourceActions on edge workloads and virtual machines.
 import { ResourceActionResource } from "../api/resources.generated.ts";
-import { FleetClusterResource, GitRepoResource } from "../deploy/fleet.ts";
+import { deliveriesOf } from "../deploy/delivered.ts";
 import { edgeClustersOf, type EdgeClusters } from "../edge/edge-clusters.ts";
+import { inventoryOf } from "../inventory/inventory.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { ResourceActionReconciler } from "./resource-action.ts";
 
@@ -11,22 +12,17 @@ export interface OpsOptions {
 }
 
 export function registerOps(manager: Manager, options: OpsOptions = {}): EdgeClusters {
-  manager.informer(GitRepoResource);
   const edges = edgeClustersOf(manager);
-  manager
-    .controller("resourceaction", { workers: 8 })
-    .for(ResourceActionResource)
-    // The caches the checks read; their changes do not concern actions already decided.
-    .watches(
-      FleetClusterResource,
+  const controller = manager.controller("resourceaction", { workers: 8 }).for(ResourceActionResource);
+  // The caches the checks read (clusters, what deployments deliver); their changes do not
+  // concern actions already decided.
+  for (const s of [...inventoryOf(manager).all, ...deliveriesOf(manager).sources]) {
+    controller.watches(
+      s.informer,
       () => [],
       () => false,
-    )
-    .watches(
-      GitRepoResource,
-      () => [],
-      () => false,
-    )
-    .complete(new ResourceActionReconciler(manager, edges, options));
+    );
+  }
+  controller.complete(new ResourceActionReconciler(manager, edges, options));
   return edges;
 }

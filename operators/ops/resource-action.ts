@@ -15,8 +15,8 @@
 // restart, which is not repeated: it fails, saying so.
 import type { ResourceAction } from "../api/resource-action.generated.ts";
 import { AppDeploymentResource, ResourceActionResource } from "../api/resources.generated.ts";
-import { deploymentLabel, FleetClusterResource, GitRepoResource, type GitRepo } from "../deploy/fleet.ts";
-import type { FleetCluster } from "../deploy/status.ts";
+import { deliveriesOf } from "../deploy/delivered.ts";
+import { inventoryOf } from "../inventory/inventory.ts";
 import { EdgeUnreachableError, type EdgeClusters } from "../edge/edge-clusters.ts";
 import { ApiError, type KubeClient, type KubeObject } from "../runtime/client.ts";
 import { removeCondition, setCondition, summarize } from "../runtime/conditions.ts";
@@ -108,17 +108,12 @@ export class ResourceActionReconciler {
     const { deploymentRef, cluster, target } = action.spec;
     const dep = await this.manager.client.get(AppDeploymentResource, deploymentRef.name, ns);
     if (!dep) throw new Refused(`AppDeployment ${deploymentRef.name} does not exist in namespace ${ns}`);
-    const repos = this.manager
-      .informer<GitRepo>(GitRepoResource)
-      .cache.byLabels({ [deploymentLabel]: deploymentRef.name })
-      .filter((r) => r.metadata.namespace === ns);
-    const clusters = this.manager
-      .informer<FleetCluster & KubeObject>(FleetClusterResource)
-      .cache.byNamespace(ns);
+    const delivered = deliveriesOf(this.manager).apps(ns, deploymentRef.name);
+    const clusters = inventoryOf(this.manager).clusters(ns);
     if (!clusters.some((c) => c.metadata.name === cluster)) {
       throw new Refused(`cluster ${cluster} is not a cluster of namespace ${ns}`);
     }
-    const installed = installedOn(repos, clusters, cluster);
+    const installed = installedOn(delivered, clusters, cluster);
     if (installed.releases.length === 0) {
       throw new Refused(`deployment ${deploymentRef.name} does not run on cluster ${cluster}`);
     }

@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { GitRepo } from "../deploy/fleet.ts";
+import type { DeliveredApp } from "../deploy/engines/engine.ts";
 import { controllerOf, installedOn, kubevirtActionPath, owningRelease, type Owned } from "./targets.ts";
 
-const repo = (app: string, ns: string, targets: GitRepo["spec"]["targets"]): GitRepo => ({
-  metadata: {
-    name: `shop-${app}`,
-    labels: { "outpost.dev/application": app },
-    annotations: { "outpost.dev/namespace": ns, "outpost.dev/release": app },
-  },
-  spec: { repo: "r", branch: "main", paths: [], targets, paused: false },
+const repo = (app: string, ns: string, targets: DeliveredApp["targets"]): DeliveredApp => ({
+  deployment: "shop",
+  application: app,
+  namespace: ns,
+  releaseName: app,
+  targets,
 });
 const clusters = [
   { metadata: { name: "store-1", labels: { tier: "store" } } },

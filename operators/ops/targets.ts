@@ -3,8 +3,8 @@
 // object belongs to it (Helm's release annotations, which Fleet's agent sets, on the
 // object or on the controller chain above it).
 import type { ResourceType } from "../runtime/client.ts";
-import { namespaceAnnotation, releaseAnnotation, type GitRepo } from "../deploy/fleet.ts";
-import { targetedClusters, type FleetCluster } from "../deploy/status.ts";
+import type { DeliveredApp } from "../deploy/engines/engine.ts";
+import { targetedClusters } from "../inventory/inventory.ts";
 
 const kind = (group: string, version: string, k: string, plural: string): ResourceType => ({
   group,
@@ -48,16 +48,16 @@ export interface Installed {
   releases: { namespace: string; release: string; application: string }[];
 }
 
-/** The releases of the deployment's GitRepos whose targets select `cluster`. */
-export function installedOn(repos: GitRepo[], clusters: FleetCluster[], cluster: string): Installed {
+/** The releases of the deployment's delivered applications whose targets select `cluster`. */
+export function installedOn(
+  delivered: DeliveredApp[],
+  clusters: { metadata: { name?: string; labels?: Record<string, string> } }[],
+  cluster: string,
+): Installed {
   const target = clusters.filter((c) => c.metadata.name === cluster);
-  const releases = repos
-    .filter((r) => targetedClusters(r.spec.targets, target).length > 0)
-    .map((r) => ({
-      namespace: r.metadata.annotations?.[namespaceAnnotation] ?? "",
-      release: r.metadata.annotations?.[releaseAnnotation] ?? "",
-      application: r.metadata.labels?.["outpost.dev/application"] ?? "",
-    }))
+  const releases = delivered
+    .filter((d) => targetedClusters(d.targets, target).length > 0)
+    .map((d) => ({ namespace: d.namespace, release: d.releaseName, application: d.application }))
     .filter((r) => r.namespace && r.release);
   return { releases };
 }

@@ -1,19 +1,21 @@
 // Which AppDeployment exposes a route's service (pure): one whose package has an
 // application listing the service and port in `serviceExports`, installed in the route's
-// namespace on the route's cluster (by the targets and namespace of its GitRepo).
+// namespace on the route's cluster (by the targets and namespace its engine delivers it
+// with).
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
-import { applicationLabel, deploymentLabel, namespaceAnnotation, type GitRepo } from "../deploy/fleet.ts";
-import { targetedClusters, type FleetCluster } from "../deploy/status.ts";
+import type { DeliveredApp } from "../deploy/engines/engine.ts";
+import { targetedClusters } from "../inventory/inventory.ts";
 import type { Route } from "./route.ts";
 
 export interface ProjectObjects {
   deployments: AppDeployment[];
   packages: DeploymentPackage[];
   applications: Application[];
-  gitRepos: GitRepo[];
-  clusters: FleetCluster[];
+  /** What the project's deployments deliver (deliveredFromGitRepo, deliveredFromApplicationSet). */
+  delivered: DeliveredApp[];
+  clusters: { metadata: { name?: string; labels?: Record<string, string> } }[];
 }
 
 export interface Exposure {
@@ -37,13 +39,11 @@ export function exposingDeployment(route: Route, objects: ProjectObjects): Expos
         (e) => e.service === route.service && e.port === route.port,
       );
       if (!exported) continue;
-      const repo = objects.gitRepos.find(
-        (r) =>
-          r.metadata.labels?.[deploymentLabel] === dep.metadata.name &&
-          r.metadata.labels?.[applicationLabel] === ref.name,
+      const delivered = objects.delivered.find(
+        (d) => d.deployment === dep.metadata.name && d.application === ref.name,
       );
-      if (!repo || repo.metadata.annotations?.[namespaceAnnotation] !== route.namespace) continue;
-      if (targetedClusters(repo.spec.targets, cluster).length === 0) continue;
+      if (delivered?.namespace !== route.namespace) continue;
+      if (targetedClusters(delivered.targets, cluster).length === 0) continue;
       return { deployment: dep.metadata.name ?? "", application: ref.name };
     }
   }

@@ -13,6 +13,7 @@ const usage = `usage: outpost-service-proxy [options]
   --rate=N                 requests a second per user (default: 50)
   --burst=N                requests a user may send at once (default: 100)
   --insecure-cookie        do not mark the session cookie Secure (only behind plain HTTP, for tests)
+  --argocd-namespace=NS    Argo CD's namespace, when projects deliver with Argo CD (default: none)
   --log-level=LEVEL        trace, debug, info, warn, error (default: info)
 
 Routes: /<project>/<cluster>/<namespace>/<service>:<port>/<path>; POST /_login sets a
@@ -37,6 +38,7 @@ try {
       rate: { type: "string", default: "50" },
       burst: { type: "string", default: "100" },
       "insecure-cookie": { type: "boolean", default: false },
+      "argocd-namespace": { type: "string" },
       "log-level": { type: "string", default: "info" },
     },
     strict: true,
@@ -60,6 +62,7 @@ const proxy = new ServiceProxy({
   rate,
   burst,
   secureCookie: !values["insecure-cookie"],
+  ...(values["argocd-namespace"] ? { argocdNamespace: values["argocd-namespace"] } : {}),
 });
 await proxy.listen(Number(bind[2]), bind[1] === "" || bind[1] === undefined ? "0.0.0.0" : bind[1]);
 logger.info({ port: proxy.port }, "started");

@@ -32,11 +32,21 @@ import {
   ApplicationResource,
   DeploymentPackageResource,
 } from "../api/resources.generated.ts";
+import {
+  ApplicationSetResource,
+  argoSecretTypeLabel,
+  deliveredFromApplicationSet,
+  projectLabel,
+  type ApplicationSet,
+} from "../deploy/argocd.ts";
+import { deliveredFromGitRepo } from "../deploy/delivered.ts";
 import { FleetClusterResource, GitRepoResource, type GitRepo } from "../deploy/fleet.ts";
+import { fromArgoClusterSecret, slimClusterSecret } from "../inventory/inventory.ts";
 import type { FleetCluster } from "../deploy/status.ts";
 import { EdgeClusters, EdgeUnreachableError, type EdgeClusterRef } from "../edge/edge-clusters.ts";
 import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
-import { Informer } from "../runtime/informer.ts";
+import { secretsResource } from "../runtime/core.ts";
+import { Informer, type InformerOptions } from "../runtime/informer.ts";
 import { exposingDeployment } from "./exposure.ts";
 import { RateLimiter } from "./ratelimit.ts";
 import {
@@ -63,6 +73,8 @@ export interface ServiceProxyOptions {
   cacheMs?: number;
   /** Set the session cookie Secure (the proxy is behind TLS). Default true. */
   secureCookie?: boolean;
+  /** Argo CD's namespace, when projects deliver with Argo CD (its ApplicationSets and cluster Secrets). */
+  argocdNamespace?: string;
 }
 
 interface User {
@@ -113,22 +125,55 @@ export class ServiceProxy {
     applications: Informer<Application>;
     gitRepos: Informer<GitRepo>;
     clusters: Informer<FleetCluster & EdgeClusterRef>;
+    /** With Argo CD: Outpost's ApplicationSets and the cluster Secrets (credentials stripped). */
+    appSets?: Informer<ApplicationSet>;
+    argoClusters?: Informer<KubeObject>;
   };
   private readonly sockets = new Set<Duplex>();
 
   constructor(private readonly options: ServiceProxyOptions) {
     const m = options.management;
-    const informer = <T extends KubeObject>(r: ResourceType): Informer<T> => new Informer<T>(m, r);
+    const informer = <T extends KubeObject>(
+      r: ResourceType,
+      o: Partial<InformerOptions<T>> = {},
+    ): Informer<T> => new Informer<T>(m, r, o);
+    const argo = options.argocdNamespace;
     this.informers = {
       deployments: informer(AppDeploymentResource),
       packages: informer(DeploymentPackageResource),
       applications: informer(ApplicationResource),
-      gitRepos: informer(GitRepoResource),
-      clusters: informer(FleetClusterResource),
+      // Fleet's kinds are optional: a project may deliver with Argo CD only.
+      gitRepos: informer(GitRepoResource, { optional: true }),
+      clusters: informer(FleetClusterResource, { optional: true }),
+      ...(argo
+        ? {
+            appSets: informer<ApplicationSet>(ApplicationSetResource, {
+              namespace: argo,
+              labelSelector: "app.kubernetes.io/managed-by=outpost",
+              optional: true,
+            }),
+            argoClusters: informer<KubeObject>(secretsResource, {
+              namespace: argo,
+              labelSelector: `${argoSecretTypeLabel}=cluster,${projectLabel}`,
+              transform: slimClusterSecret,
+            }),
+          }
+        : {}),
     };
+    const argoClusters = this.informers.argoClusters;
     this.edges = new EdgeClusters({
       management: m,
       fleetCluster: (ns, name) => this.informers.clusters.cache.get(`${ns}/${name}`),
+      ...(argoClusters
+        ? {
+            argoCluster: (ns: string, name: string) => {
+              const s = argoClusters.cache
+                .byLabels({ [projectLabel]: ns })
+                .find((x) => fromArgoClusterSecret(x).metadata.name === name);
+              return s ? { name: s.metadata.name ?? "", namespace: s.metadata.namespace ?? "" } : undefined;
+            },
+          }
+        : {}),
       userAgent: "outpost-service-proxy",
       requestTimeoutMs: 60_000,
       connections: 16,
@@ -142,7 +187,13 @@ export class ServiceProxy {
 
   /** Starts the caches, then listens on `port` (0: any) of `host`. */
   async listen(port: number, host = "0.0.0.0"): Promise<void> {
-    await Promise.all(Object.values(this.informers).map((i) => i.start()));
+    // Optional informers (kinds that may not be installed) start without being waited for.
+    const required: Promise<void>[] = [];
+    for (const i of Object.values(this.informers) as { optional: boolean; start(): Promise<void> }[]) {
+      if (i.optional) void i.start();
+      else required.push(i.start());
+    }
+    await Promise.all(required);
     const server = createServer((req, res) => {
       void this.handle(req, res);
     });
@@ -299,8 +350,18 @@ export class ServiceProxy {
       deployments: this.informers.deployments.cache.byNamespace(ns),
       packages: this.informers.packages.cache.byNamespace(ns),
       applications: this.informers.applications.cache.byNamespace(ns),
-      gitRepos: this.informers.gitRepos.cache.byNamespace(ns),
-      clusters: this.informers.clusters.cache.byNamespace(ns),
+      delivered: [
+        ...this.informers.gitRepos.cache.byNamespace(ns).map(deliveredFromGitRepo),
+        ...(this.informers.appSets?.cache.byLabels({ [projectLabel]: ns }) ?? []).map(
+          deliveredFromApplicationSet,
+        ),
+      ].filter((d) => d !== undefined),
+      clusters: [
+        ...this.informers.clusters.cache.byNamespace(ns),
+        ...(this.informers.argoClusters?.cache.byLabels({ [projectLabel]: ns }) ?? []).map(
+          fromArgoClusterSecret,
+        ),
+      ],
     });
     if (!exposure) {
       throw new Denied(

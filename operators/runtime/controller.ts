@@ -3,7 +3,7 @@
 // their events enqueue the controlling owner) and `watches` (any kind, mapped to keys).
 import type { Logger } from "pino";
 import { keyOf, splitKey, type KubeObject, type ResourceType } from "./client.ts";
-import type { Informer } from "./informer.ts";
+import { Informer } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import { WorkQueue, type RateLimiterOptions } from "./workqueue.ts";
 
@@ -127,11 +127,16 @@ export class Controller {
   }
 
   /**
-   * Any kind: `map` turns an object into the keys to reconcile. `update` filters updates
-   * (default: every update counts).
+   * Any kind (or an informer the caller narrowed to a namespace or labels): `map` turns
+   * an object into the keys to reconcile. `update` filters updates (default: every update
+   * counts).
    */
-  watches(r: ResourceType, map: (obj: KubeObject) => string[], update?: UpdatePredicate<KubeObject>): this {
-    const informer = this.informerFor(r);
+  watches(
+    source: ResourceType | Informer<KubeObject>,
+    map: (obj: KubeObject) => string[],
+    update?: UpdatePredicate<KubeObject>,
+  ): this {
+    const informer = source instanceof Informer ? source : this.informerFor(source);
     const enqueue = (o: KubeObject): void => {
       for (const key of map(o)) this.queue.add(key);
     };
@@ -155,7 +160,13 @@ export class Controller {
   async start(): Promise<void> {
     const reconciler = this.reconciler;
     if (!reconciler) throw new Error(`${this.name}: complete() was not called`);
-    await Promise.all(this.sources.map((s) => s.informer.start()));
+    // Optional informers (kinds that may not be installed) start, but are not waited for.
+    const required: Promise<void>[] = [];
+    for (const s of this.sources) {
+      if (s.informer.optional) void s.informer.start();
+      else required.push(s.informer.start());
+    }
+    await Promise.all(required);
     const workers = this.options.workers ?? 2;
     this.workers = Array.from({ length: workers }, () => this.work(reconciler));
     this.logger.info({ workers }, "controller started");

@@ -37,6 +37,8 @@ export interface InformerOptions<T> {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Applied to each object before it is cached. Default: drop managedFields. */
   transform?: (obj: T) => T;
+  /** A kind that may not be installed: nobody waits for its first list (Manager.informer). */
+  optional?: boolean;
   /** Told about each watch restart and its reason (metrics, logs). */
   onRestart?: (reason: "error" | "gone" | "watchdog", err?: unknown) => void;
 }
@@ -61,6 +63,9 @@ export class Informer<T extends KubeObject> {
   readonly synced: Promise<void>;
   hasSynced = false;
   restarts = 0;
+  /** The last list found the kind not served (404): its CRD is not installed. */
+  notServed = false;
+  readonly optional: boolean;
 
   constructor(
     private readonly client: KubeClient,
@@ -68,6 +73,7 @@ export class Informer<T extends KubeObject> {
     private readonly options: InformerOptions<T> = {},
   ) {
     this.resource = resource;
+    this.optional = options.optional ?? false;
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
   }
 
@@ -115,6 +121,7 @@ export class Informer<T extends KubeObject> {
           this.restartFrom = undefined;
           continue;
         }
+        this.notServed = ApiError.isNotFound(err) && this.resourceVersion === undefined;
         if (ApiError.isGone(err)) {
           this.options.onRestart?.("gone", err);
           this.resourceVersion = undefined;
@@ -166,6 +173,7 @@ export class Informer<T extends KubeObject> {
       if (old) this.emit("delete", old);
     }
     this.resourceVersion = listVersion;
+    this.notServed = false;
     if (!this.hasSynced) {
       this.hasSynced = true;
       this.syncedResolve();

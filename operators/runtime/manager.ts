@@ -59,6 +59,7 @@ export class Manager {
   private started = false;
   private controllersRunning = false;
   private stopping: Promise<void> | undefined;
+  private readonly stopHooks: (() => void | Promise<void>)[] = [];
 
   constructor(private readonly options: ManagerOptions) {
     this.identity = `${hostname()}_${process.pid}_${randomBytes(3).toString("hex")}`;
@@ -75,12 +76,26 @@ export class Manager {
   }
 
   /**
-   * The shared informer for `r` (one per kind and process). `transform` slims objects
-   * before they are cached (fields no reconciler reads); it applies only when this call
-   * creates the informer, so give it before any controller watches the kind.
+   * The shared informer for `r` (one per kind, namespace and label selector, per
+   * process). `transform` slims objects before they are cached (fields no reconciler
+   * reads); it applies only when this call creates the informer, so give it before any
+   * controller watches the kind. `namespace` and `labelSelector` narrow what is listed
+   * and watched (the manager's own namespace, if set, wins for namespaced kinds when no
+   * namespace is given). An `optional` informer is for a kind that may not be installed
+   * (another project's CRDs): controllers start without waiting for it and readiness
+   * does not count it; callers check `hasSynced` / `notServed` before using its cache.
    */
-  informer<T extends KubeObject>(r: ResourceType, options: { transform?: (obj: T) => T } = {}): Informer<T> {
-    const id = `${r.group}/${r.version}/${r.plural}`;
+  informer<T extends KubeObject>(
+    r: ResourceType,
+    options: {
+      transform?: (obj: T) => T;
+      namespace?: string;
+      labelSelector?: string;
+      optional?: boolean;
+    } = {},
+  ): Informer<T> {
+    const namespace = r.namespaced ? (options.namespace ?? this.options.namespace) : undefined;
+    const id = `${r.group}/${r.version}/${r.plural}${options.namespace !== undefined ? `?ns=${options.namespace}` : ""}${options.labelSelector ? `?l=${options.labelSelector}` : ""}`;
     let informer = this.informers.get(id);
     if (!informer) {
       informer = new Informer<KubeObject>(this.client, r, {
@@ -88,14 +103,21 @@ export class Manager {
         ...(options.transform
           ? { transform: options.transform as unknown as (o: KubeObject) => KubeObject }
           : {}),
-        namespace: r.namespaced ? this.options.namespace : undefined,
+        namespace,
+        ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
+        optional: options.optional ?? false,
         onRestart: (reason, err) => {
           this.metrics.watchRestarts.inc({ resource: r.plural, reason });
           if (ApiError.isNotFound(err)) {
             // Not served at all: a CRD this operator needs is not installed (Fleet, Skupper…).
-            this.logger.warn(
+            const log = options.optional
+              ? this.logger.debug.bind(this.logger)
+              : this.logger.warn.bind(this.logger);
+            log(
               { resource: `${r.plural}.${r.group}`, version: r.version },
-              `the API server does not serve ${r.plural}.${r.group}/${r.version}; install its CRDs — the operator is not ready until it can watch them`,
+              options.optional
+                ? `the API server does not serve ${r.plural}.${r.group}/${r.version}; what needs it reports so`
+                : `the API server does not serve ${r.plural}.${r.group}/${r.version}; install its CRDs — the operator is not ready until it can watch them`,
             );
           } else {
             this.logger.debug({ resource: r.plural, reason, err }, "watch restarted");
@@ -170,7 +192,7 @@ export class Manager {
   get ready(): boolean {
     if (this.stopping) return false;
     if (this.elector && !this.elector.isLeader) return true;
-    return [...this.informers.values()].every((i) => i.hasSynced);
+    return [...this.informers.values()].every((i) => i.hasSynced || i.optional);
   }
 
   private async listen(port: number): Promise<void> {
@@ -203,11 +225,17 @@ export class Manager {
     return typeof address === "object" && address ? address.port : undefined;
   }
 
+  /** Runs `hook` at shutdown, after the controllers stopped (background loops end there). */
+  onStop(hook: () => void | Promise<void>): void {
+    this.stopHooks.push(hook);
+  }
+
   /** Graceful shutdown: no new work, reconciles in flight finish, lease released. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info("shutting down");
       await Promise.all(this.controllers.map((c) => c.stop()));
+      for (const hook of this.stopHooks) await hook();
       await Promise.all([...this.informers.values()].map((i) => i.stop()));
       await this.elector?.stop({ release: true });
       this.metrics.leader.set(0);
