@@ -1,0 +1,298 @@
+// A project delivering with Argo CD, on real parts: Outpost installed from config/, a real
+// Argo CD (test/argocd/) on the management cluster, three edges that run workloads
+// (kube-scheduler + kwok) registered as Argo CD clusters of the project — store-1 and
+// store-2 (tier=store) and central (tier=central) — a Git server for the project's
+// repository, an OCI registry with two charts whose Deployments really run (web: a
+// Deployment of `image` with `replicaCount` replicas; db: a Deployment and a Secret with
+// the password), the catalog operator and package shop 1.0.0 (web requires db).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
+import {
+  ApplicationResource,
+  DeploymentPackageResource,
+  ProjectResource,
+  RegistryResource,
+} from "../../operators/api/resources.generated.ts";
+import { registerCatalog } from "../../operators/catalog/index.ts";
+import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
+import { registrationObjects } from "../../operators/inventory/register.ts";
+import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { namespacesResource, podsResource, secretsResource } from "../../operators/runtime/core.ts";
+import type { Manager } from "../../operators/runtime/manager.ts";
+import { startArgoCD, type ArgoCD } from "../argocd/argocd.ts";
+import { kubeConfigFromFile, kubeconfigFor, type Cluster, type ControlPlane } from "../controlplane/index.ts";
+import { eventually } from "./controlplane.ts";
+import { packageResolved } from "./deploy.ts";
+import { startGitServer, type GitServer } from "./git-server.ts";
+import { configDir, installOutpost } from "./install.ts";
+import { edgeUser } from "./interconnect.ts";
+import { startOperator } from "./operator.ts";
+import { makeChart, pushChart, startOciRegistry, type OciRegistry } from "./services.ts";
+
+export const argoEdges = ["store-1", "store-2", "central"] as const;
+export type ArgoEdge = (typeof argoEdges)[number];
+export const argoEdgeLabels: Record<ArgoEdge, Record<string, string>> = {
+  "store-1": { tier: "store" },
+  "store-2": { tier: "store" },
+  central: { tier: "central" },
+};
+
+export const deploymentsResource: ResourceType = {
+  group: "apps",
+  version: "v1",
+  kind: "Deployment",
+  plural: "deployments",
+  namespaced: true,
+};
+
+export interface ArgoDeployFixture {
+  ns: string;
+  client: KubeClient;
+  argo: ArgoCD;
+  git: GitServer;
+  repo: string;
+  oci: OciRegistry;
+  catalog: Manager;
+  edges: Record<ArgoEdge, { cluster: Cluster; client: KubeClient }>;
+  /** Registers (again) an edge with the project, with these labels. */
+  register(edge: ArgoEdge, labels: Record<string, string>): Promise<void>;
+  /** Pods of Helm release `release` in `namespace` on an edge: name, uid, image, ready. */
+  pods(
+    edge: ArgoEdge,
+    namespace: string,
+    release: string,
+  ): Promise<{ name: string; uid: string; image: string; ready: boolean }[]>;
+  stop(): Promise<void>;
+}
+
+const web = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  labels: {app.kubernetes.io/instance: {{ .Release.Name }}}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  progressDeadlineSeconds: {{ .Values.progressDeadlineSeconds }}
+  selector:
+    matchLabels: {app.kubernetes.io/instance: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/instance: {{ .Release.Name }}}
+    spec:
+      containers:
+        - name: web
+          image: {{ .Values.image | quote }}
+`;
+const dbSecret = `apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .Release.Name }}-auth
+stringData:
+  password: {{ required "auth.password is required" .Values.auth.password | quote }}
+`;
+
+const app = (ns: string, name: string, parameters: object[]): KubeObject =>
+  ({
+    metadata: { name: `${name}-1.0.0`, namespace: ns },
+    spec: {
+      name,
+      version: "1.0.0",
+      chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
+      defaultProfile: "standard",
+      profiles: [{ name: "standard", values: {}, parameters }],
+    },
+  }) as KubeObject;
+
+/** An AppDeployment of shop 1.0.0: web to tier=store, db to central, the db password from a Secret. */
+export const argoShop = (
+  ns: string,
+  name: string,
+  spec: Partial<AppDeployment["spec"]> = {},
+): AppDeployment => ({
+  metadata: { name, namespace: ns },
+  spec: {
+    packageRef: { name: "shop", version: "1.0.0" },
+    targets: { clusterSelector: { matchLabels: { tier: "store" } } },
+    applications: [{ name: "db", targets: { clusters: ["central"] } }],
+    parameters: [
+      { application: "db", name: "auth.password", secretKeyRef: { name: "db-password", key: "password" } },
+    ],
+    ...spec,
+  },
+});
+
+export async function startArgoDeployFixture(
+  cp: ControlPlane,
+  options: { ns?: string; reconciliationTimeout?: string } = {},
+): Promise<ArgoDeployFixture> {
+  const ns = options.ns ?? "retail";
+  if (cp.edges.length < 3) throw new Error("the Argo CD fixture needs 3 edges that run workloads");
+  installOutpost(cp);
+  const client = new KubeClient(kubeConfigFromFile(cp.management.kubeconfig));
+  const [argo, git, oci] = await Promise.all([
+    startArgoCD({ cluster: cp.management, reconciliationTimeout: options.reconciliationTimeout ?? "30s" }),
+    startGitServer(),
+    startOciRegistry(),
+  ]);
+  const repo = ns;
+  git.createRepo(repo);
+  const values = { replicaCount: 1, image: "registry.example/web:1.0", progressDeadlineSeconds: 15 };
+  await pushChart(
+    oci.url,
+    "charts",
+    await makeChart({ name: "web", version: "1.0.0", values, files: { "templates/deployment.yaml": web } }),
+  );
+  await pushChart(
+    oci.url,
+    "charts",
+    await makeChart({
+      name: "db",
+      version: "1.0.0",
+      values: { ...values, auth: { password: "" } },
+      files: { "templates/deployment.yaml": web, "templates/secret.yaml": dbSecret },
+    }),
+  );
+  // The project: its namespace, and its choice of engine.
+  await client.create(ProjectResource, {
+    metadata: { name: ns },
+    spec: { delivery: { engine: "argocd" }, harbor: { enabled: false }, git: { enabled: false } },
+  } as KubeObject);
+  await client.create(namespacesResource, { metadata: { name: ns } });
+  await client.create(secretsResource, {
+    metadata: { name: gitSecretName, namespace: ns },
+    type: "Opaque",
+    stringData: { url: `${git.url}/${repo}.git`, branch: "main" },
+  } as KubeObject);
+  await client.create(secretsResource, {
+    metadata: { name: "db-password", namespace: ns },
+    stringData: { password: "s3cret-value" },
+  } as KubeObject);
+  await client.create(RegistryResource, {
+    metadata: { name: "charts", namespace: ns },
+    spec: { type: "oci", url: `${oci.url}/charts` },
+  } as KubeObject);
+  await client.create(
+    ApplicationResource,
+    app(ns, "web", [{ name: "replicaCount", type: "number", default: "2" }]),
+  );
+  await client.create(
+    ApplicationResource,
+    app(ns, "db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }]),
+  );
+  await client.create(DeploymentPackageResource, {
+    metadata: { name: "shop-1.0.0", namespace: ns },
+    spec: {
+      name: "shop",
+      version: "1.0.0",
+      applications: [
+        { name: "web", version: "1.0.0" },
+        { name: "db", version: "1.0.0" },
+      ],
+      dependencies: [{ application: "web", requires: "db" }],
+    },
+  } as KubeObject);
+
+  const edges = Object.fromEntries(
+    argoEdges.map((name, i) => {
+      const cluster = cp.edges[i];
+      if (!cluster) throw new Error(`no edge ${i + 1}`);
+      return [name, { cluster, client: new KubeClient(kubeConfigFromFile(cluster.kubeconfig)) }];
+    }),
+  ) as ArgoDeployFixture["edges"];
+  const outpostKubeconfigs = new Map<ArgoEdge, string>();
+  for (const name of argoEdges) {
+    const { cluster } = edges[name];
+    const apply = spawnSync(
+      cp.binaries.kubectl,
+      ["--kubeconfig", cluster.kubeconfig, "apply", "-k", join(configDir, "edge")],
+      { encoding: "utf8" },
+    );
+    assert.equal(apply.status, 0, apply.stderr);
+    outpostKubeconfigs.set(name, readFileSync(await kubeconfigFor(cluster, edgeUser), "utf8"));
+  }
+  const register = async (edge: ArgoEdge, labels: Record<string, string>): Promise<void> => {
+    const objects = registrationObjects({
+      namespace: ns,
+      name: edge,
+      labels,
+      engine: "argocd",
+      // Argo CD deploys with the edge's admin identity; Outpost reaches it as outpost-edge.
+      engineKubeconfig: readFileSync(edges[edge].cluster.kubeconfig, "utf8"),
+      outpostKubeconfig: outpostKubeconfigs.get(edge) ?? "",
+      argocdNamespace: argo.namespace,
+    });
+    for (const { resource, object } of objects) {
+      await client.apply(resource, object, { fieldManager: "outpost-test", force: true });
+    }
+  };
+  for (const name of argoEdges) await register(name, argoEdgeLabels[name]);
+
+  const catalog = await startOperator(
+    "outpost-catalog",
+    kubeConfigFromFile(cp.management.kubeconfig),
+    (m) => {
+      registerCatalog(m, { scanMode: "off" });
+    },
+  );
+  await packageResolved(client, ns, "shop-1.0.0", 60_000);
+  return {
+    ns,
+    client,
+    argo,
+    git,
+    repo,
+    oci,
+    catalog,
+    edges,
+    register,
+    async pods(edge, namespace, release) {
+      const list = await edges[edge].client.list<
+        KubeObject & {
+          spec?: { containers?: { image?: string }[] };
+          status?: { conditions?: { type: string; status: string }[] };
+        }
+      >(podsResource, { namespace, labelSelector: `app.kubernetes.io/instance=${release}` });
+      return list.items
+        .filter((p) => !p.metadata.deletionTimestamp)
+        .map((p) => ({
+          name: p.metadata.name ?? "",
+          uid: p.metadata.uid ?? "",
+          image: p.spec?.containers?.[0]?.image ?? "",
+          ready: p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+        }));
+    },
+    async stop() {
+      await catalog.stop();
+      await argo.stop();
+      await Promise.all([git.stop(), oci.stop()]);
+      for (const e of Object.values(edges)) await e.client.close();
+      await client.close();
+    },
+  };
+}
+
+/** Resolves once `edge` runs `count` Ready pods of `release` (with `image`, if given). */
+export function readyPods(
+  fx: ArgoDeployFixture,
+  edge: ArgoEdge,
+  namespace: string,
+  release: string,
+  count: number,
+  image?: string,
+  timeoutMs = 120_000,
+): Promise<{ name: string; uid: string; image: string; ready: boolean }[]> {
+  return eventually(
+    `${count} Ready pod(s) of ${release} on ${edge}${image ? ` with ${image}` : ""}`,
+    async () => {
+      const pods = await fx.pods(edge, namespace, release);
+      const ok = pods.filter((p) => p.ready && (!image || p.image === image));
+      if (ok.length === count && pods.length === count) return pods;
+      throw new Error(`pods: ${JSON.stringify(pods)}`);
+    },
+    timeoutMs,
+    500,
+  );
+}
