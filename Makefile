@@ -17,7 +17,7 @@ export PATH := $(PATH):$(TOOLS)/go/bin
 
 SETUP_STAMP := node_modules/.outpost-setup
 
-.PHONY: help setup build typecheck lint lint-shell format test test-unit test-integration controlplane gitea demo demo-down bench clean
+.PHONY: help setup build typecheck lint lint-shell format test test-unit test-integration packages controlplane gitea argocd kwok demo demo-down bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -43,15 +43,21 @@ typecheck: setup
 lint: setup lint-shell ## ESLint (type-checked rules), Prettier and shellcheck
 	npm run --silent lint
 
-SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh test/*/build.sh test/kind/*.sh)
-lint-shell: ## shellcheck every shell script (test/kind/ included)
-	@command -v shellcheck >/dev/null || { echo "error: shellcheck is needed (apt-get install shellcheck)" >&2; exit 1; }
+# The Debian packages of the real services the tests and the demo run (clamd, an OCI
+# registry, Redis for Argo CD) and of the shell linter; installed when missing (as root or
+# with passwordless sudo), else the error says which to install.
+TEST_PACKAGES := git:git gcc:gcc unzip:unzip clamav-daemon:clamd docker-registry:docker-registry redis-server:redis-server shellcheck:shellcheck
+packages: ## Install the Debian packages the tests and the demo need, when missing
+	scripts/ensure-packages.sh $(TEST_PACKAGES)
+
+SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh test/*/build.sh test/*/go/*.sh test/kind/*.sh)
+lint-shell: packages ## shellcheck every shell script (test/kind/ included)
 	shellcheck $(SHELL_SCRIPTS)
 
 format: setup ## Format the sources with Prettier
 	npm run --silent format
 
-controlplane: setup ## Build (once, cached) kube-apiserver, kube-controller-manager, kubectl and etcd
+controlplane: setup ## Build (once, cached) kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd
 	scripts/ensure-go.sh
 	bash test/controlplane/build.sh
 
@@ -59,10 +65,18 @@ gitea: setup ## Build (once, cached) Gitea, the Git host the integration tests r
 	scripts/ensure-go.sh
 	bash test/gitea/build.sh
 
+argocd: setup ## Build (once, cached) Argo CD (Go 1.27, fetched by the Go command for this build only) and helm
+	scripts/ensure-go.sh
+	bash test/argocd/build.sh
+
+kwok: setup ## Build (once, cached) kwok, the fake nodes of edges that run workloads
+	scripts/ensure-go.sh
+	bash test/kwok/build.sh
+
 test-unit: setup ## Unit tests (no servers)
 	npm run --silent test:unit
 
-test-integration: controlplane gitea ## Integration tests against real API servers
+test-integration: packages controlplane gitea kwok argocd ## Integration tests against real API servers, Argo CD and kwok edges
 	npm run --silent test:integration
 
 test: lint typecheck test-unit test-integration ## Everything CI runs
@@ -71,15 +85,15 @@ test: lint typecheck test-unit test-integration ## Everything CI runs
 # naming a cluster that runs Fleet, the demo installs there and builds none of them.
 demo: setup ## A local management + 3 edge fleet running Outpost, delivering examples/
 	@if [ -z "$${KUBECONFIG:-}" ] || [ "$${OUTPOST_DEMO:-}" = local ]; then \
-	  scripts/ensure-packages.sh clamav-daemon:clamd docker-registry:docker-registry && \
-	  $(MAKE) --no-print-directory controlplane gitea; \
+	  scripts/ensure-packages.sh clamav-daemon:clamd docker-registry:docker-registry redis-server:redis-server && \
+	  $(MAKE) --no-print-directory controlplane gitea kwok argocd; \
 	fi
 	node --import tsx scripts/demo/main.ts up
 
 demo-down: setup ## Stop every process make demo started
 	node --import tsx scripts/demo/main.ts down
 
-bench: controlplane ## Benchmarks; results in bench/results/*.json and docs/benchmarks.md
+bench: packages controlplane gitea kwok argocd ## Benchmarks; results in bench/results/*.json and docs/benchmarks.md
 	npm run --silent bench
 
 clean: ## Remove installed dependencies and tools (the control-plane cache in ~/.cache stays)

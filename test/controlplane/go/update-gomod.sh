@@ -12,7 +12,7 @@ modfile=$(go mod download -json "k8s.io/kubernetes@${k8s_version}" | sed -n 's/^
 [ -f "$modfile" ] || { echo "could not download k8s.io/kubernetes@${k8s_version}" >&2; exit 1; }
 etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$modfile")
 staging=$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$modfile" | sort -u)
-[ -n "$staging" ] && [ -n "$etcd_version" ] || { echo "unexpected go.mod layout in $modfile" >&2; exit 1; }
+if [ -z "$staging" ] || [ -z "$etcd_version" ]; then echo "unexpected go.mod layout in $modfile" >&2; exit 1; fi
 
 {
   echo "// Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd for Outpost's tests"
