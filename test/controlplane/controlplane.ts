@@ -23,6 +23,7 @@ import { kubeConfigFromFile } from "./crds.ts";
 import {
   controllers,
   fakeNodes,
+  fakeVolumes,
   kwokArgs,
   nodeReady,
   workloadsFor,
@@ -445,6 +446,7 @@ async function startKwok(
   const api = kubeConfigFromFile(state.kubeconfig).makeApiClient(CoreV1Api);
   const nodes = fakeNodes(state.name, workloads);
   for (const body of nodes) await api.createNode({ body });
+  for (const body of fakeVolumes(state.name, workloads)) await api.createPersistentVolume({ body });
   state.nodes = nodes.map((n) => n.metadata?.name ?? "");
   const workDir = join(state.certDir, "kwok");
   mkdirSync(workDir, { recursive: true });

@@ -3,7 +3,7 @@
 // the processes: the controller manager's workload controllers, kube-scheduler and kwok,
 // whose Stages (kwok-stages.yaml) make pods on the fake nodes Running and Ready.
 import { fileURLToPath } from "node:url";
-import type { V1Node } from "@kubernetes/client-node";
+import type { V1Node, V1PersistentVolume } from "@kubernetes/client-node";
 
 /** Fake nodes of one edge cluster. Every field is optional; the defaults are given. */
 export interface WorkloadOptions {
@@ -23,6 +23,14 @@ export interface WorkloadOptions {
   gpus?: number;
   /** How many of the nodes (the first ones) have the GPUs. Default all. */
   gpuNodes?: number;
+  /**
+   * PersistentVolumes made ready for claims (StatefulSets' volumeClaimTemplates), of
+   * `volumeSize` each, without a StorageClass. Nothing is mounted: kwok pods run no
+   * containers. Default 8.
+   */
+  volumes?: number;
+  /** Capacity of each PersistentVolume. Default "100Gi". */
+  volumeSize?: string;
 }
 
 /** `StartOptions.workloads`: the same for every edge, or chosen per edge (undefined: none). */
@@ -50,7 +58,28 @@ export function workloadsFor(
     nodeLabels: chosen.nodeLabels ?? {},
     gpus: chosen.gpus ?? 0,
     gpuNodes: Math.min(chosen.gpuNodes ?? nodes, nodes),
+    volumes: chosen.volumes ?? 8,
+    volumeSize: chosen.volumeSize ?? "100Gi",
   };
+}
+
+/**
+ * The PersistentVolumes of one edge: claims without a StorageClass bind to them (the
+ * persistentvolume-binder controller), so pods with claims get scheduled. Retained when
+ * released: no volume plugin runs to delete or recycle them.
+ */
+export function fakeVolumes(edge: string, w: ResolvedWorkloads): V1PersistentVolume[] {
+  return Array.from({ length: w.volumes }, (_, i) => ({
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: { name: `${edge}-volume-${i + 1}`, labels: { type: "kwok" } },
+    spec: {
+      capacity: { storage: w.volumeSize },
+      accessModes: ["ReadWriteOnce"],
+      persistentVolumeReclaimPolicy: "Retain",
+      hostPath: { path: `/var/lib/outpost-kwok/${edge}/volume-${i + 1}` },
+    },
+  }));
 }
 
 /** The annotation kwok selects its nodes by (--manage-nodes-with-annotation-selector). */
@@ -143,8 +172,8 @@ export function nodeReady(node: V1Node): boolean {
  * Controllers of a cluster's kube-controller-manager. Every cluster collects garbage,
  * deletes namespaces and aggregates ClusterRoles; an edge with workloads also runs what
  * pods of charts need. Left out on purpose: node-lifecycle and taint-eviction (they would
- * taint and evict on a late kwok heartbeat), the persistent-volume controllers (no
- * storage: a pod with an unbound claim stays Pending), serviceaccount-token (tokens are
+ * taint and evict on a late kwok heartbeat), attaching and expanding volumes (nothing
+ * mounts; claims bind to fakeVolumes), serviceaccount-token (tokens are
  * not mounted: the ServiceAccount admission plugin is off, see launchApiServer), HPA
  * (no metrics), and node-ipam (the harness sets each node's podCIDR).
  */
@@ -169,6 +198,10 @@ export function controllers(workloads: boolean): string[] {
     "serviceaccount-controller",
     // Without it a namespace with a ResourceQuota admits no pod (quota status unknown).
     "resourcequota-controller",
+    // Claims (StatefulSets' volumeClaimTemplates) bind to the edge's fakeVolumes.
+    "persistentvolume-binder-controller",
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
   ];
 }
 

@@ -231,7 +231,7 @@ describe("edge clusters that run workloads", () => {
     assert.equal(web.status?.availableReplicas, 2);
   });
 
-  it("runs a StatefulSet behind a headless Service, and a DaemonSet on every node", async () => {
+  it("runs a StatefulSet (with a volume claim) behind a headless Service, and a DaemonSet on every node", async () => {
     const ns = await namespace();
     await client.create(servicesResource, {
       metadata: { name: "db", namespace: ns },
@@ -244,6 +244,12 @@ describe("edge clusters that run workloads", () => {
         serviceName: "db",
         selector: { matchLabels: { app: "db" } },
         template: podTemplate("db", "postgres:16"),
+        volumeClaimTemplates: [
+          {
+            metadata: { name: "data" },
+            spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "20Gi" } } },
+          },
+        ],
       },
     } as KubeObject);
     await client.create(daemonSets, {
@@ -255,6 +261,18 @@ describe("edge clusters that run workloads", () => {
     assert.ok(db);
     assert.equal(db.metadata.name, "db-0");
     assertOnFakeNodes([db]);
+    const claim = await client.get<KubeObject & { status?: { phase?: string } }>(
+      {
+        group: "",
+        version: "v1",
+        kind: "PersistentVolumeClaim",
+        plural: "persistentvolumeclaims",
+        namespaced: true,
+      },
+      "data-db-0",
+      ns,
+    );
+    assert.equal(claim?.status?.phase, "Bound", "its claim bound to one of the edge's volumes");
     const agents = await readyPods(client, ns, "agent", edge1.nodes.length);
     assertOnFakeNodes(agents);
     assert.deepEqual(agents.map((p) => p.spec.nodeName).sort(), [...edge1.nodes].sort());
