@@ -262,7 +262,7 @@ export async function rollback(
 }
 
 /** Renders `spec` of `dep` with the catalog objects in the API, secret values redacted. */
-async function renderFor(
+export async function renderFor(
   client: KubeClient,
   dep: AppDeployment,
   spec: AppDeployment["spec"],

@@ -4,7 +4,7 @@
 import type { AppDeployment } from "../operators/api/app-deployment.generated.ts";
 import { AppDeploymentResource } from "../operators/api/resources.generated.ts";
 import { EdgeClusters, EdgeUnreachableError } from "../operators/edge/edge-clusters.ts";
-import { edgeKinds, helmReleaseName, installedOn } from "../operators/ops/targets.ts";
+import { edgeKinds, installedOn, releaseOf, type Release } from "../operators/ops/targets.ts";
 import {
   ApiError,
   type KubeClient,
@@ -91,20 +91,11 @@ async function listOrNone(client: KubeClient, r: ResourceType, namespace: string
 }
 
 /** What one cluster runs of the deployment's releases. */
-async function clusterRows(
-  client: KubeClient,
-  cluster: string,
-  releases: { namespace: string; release: string; application: string }[],
-): Promise<ResourceRow[]> {
+async function clusterRows(client: KubeClient, cluster: string, releases: Release[]): Promise<ResourceRow[]> {
   const rows: ResourceRow[] = [];
   for (const namespace of [...new Set(releases.map((r) => r.namespace))]) {
-    const byRelease = new Map(
-      releases.filter((r) => r.namespace === namespace).map((r) => [r.release, r.application]),
-    );
-    const appOf = (o: Obj): string | undefined => {
-      const release = o.metadata.annotations?.[helmReleaseName];
-      return release === undefined ? undefined : byRelease.get(release);
-    };
+    const installed = { releases };
+    const appOf = (o: Obj): string | undefined => releaseOf(o, namespace, installed)?.application;
     const [deployments, statefulsets, daemonsets, replicasets, pods, services, vms, vmis] = await Promise.all(
       [
         listOrNone(client, edgeKinds.Deployment, namespace),

@@ -171,6 +171,13 @@ export interface ApplicationSetInput {
   paused: boolean;
 }
 
+/**
+ * The Application an ApplicationSet generates for a cluster (its template's name): Argo
+ * CD's tracking annotation on what it applies names it.
+ */
+export const argoApplicationName = (applicationSet: string, cluster: string): string =>
+  `${applicationSet}-${cluster}`;
+
 /** The ApplicationSet's name: one per (project, deployment, application). */
 export const applicationSetName = (namespace: string, bundleName: string): string =>
   dnsName(`${namespace}-${bundleName}`, 63);
@@ -290,7 +297,7 @@ export function applicationSetFor(input: ApplicationSetInput): ApplicationSet {
       syncPolicy: { applicationsSync: "sync" },
       template: {
         metadata: {
-          name: `{{ .nameNormalized }}-${name}`,
+          name: `${name}-{{ or (index .metadata.labels "${clusterLabel}") .nameNormalized }}`,
           labels: { ...labels, [clusterLabel]: `{{ or (index .metadata.labels "${clusterLabel}") .name }}` },
           finalizers: [resourcesFinalizer],
         },
@@ -471,5 +478,6 @@ export function deliveredFromApplicationSet(a: ApplicationSet): DeliveredApp | u
     namespace: ann[namespaceAnnotation],
     releaseName: ann[releaseAnnotation],
     targets,
+    argoApplicationSet: a.metadata.name ?? "",
   };
 }

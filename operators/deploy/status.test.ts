@@ -243,3 +243,23 @@ describe("slim BundleDeployments", () => {
     assert.deepEqual(aggregate(input(slim)), aggregate(input(fat)));
   });
 });
+
+describe("offline clusters by source", () => {
+  it("counts only agent-based (Fleet) clusters offline by silence", () => {
+    const s = aggregate({
+      apps: [{ application: "web", bundleName: "shop-web", targets: [{ name: "all", clusterSelector: {} }] }],
+      clusters: [
+        { metadata: { name: "pushed" }, source: "argocd" },
+        { metadata: { name: "silent-agent" }, source: "fleet" },
+      ],
+      stateOf: () => ({ state: "Ready", message: "" }),
+      now,
+      offlineAfterMs: 60_000,
+    });
+    assert.deepEqual(s.summary, { targets: 2, ready: 1, notReady: 0, offline: 1, pending: 0 });
+    assert.deepEqual(
+      s.clusters.map((c) => c.name),
+      ["silent-agent"],
+    );
+  });
+});

@@ -141,7 +141,8 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
   const offline =
     input.offline ??
     offlineClusters(
-      input.clusters.map((c) => ({ ...c, source: "fleet" as const })),
+      // Clusters without a source are Fleet's (agent-based): only those go offline by silence.
+      input.clusters.map((c) => ({ source: "fleet" as const, ...c })),
       input.now ?? new Date(),
       input.offlineAfterMs ?? 30 * 60_000,
     );

@@ -72,3 +72,42 @@ describe("ops targets", () => {
     );
   });
 });
+
+describe("ops targets delivered by Argo CD", () => {
+  const delivered = [
+    {
+      deployment: "shop",
+      application: "web",
+      namespace: "shop",
+      releaseName: "web",
+      targets: [{ name: "s", clusterName: "store-1" }],
+      argoApplicationSet: "retail-shop-web",
+    },
+  ];
+  const cluster = [{ metadata: { name: "store-1", labels: {} } }];
+  it("finds the release by Argo CD's tracking annotation, on the target or above it", () => {
+    const installed = installedOn(delivered, cluster, "store-1");
+    assert.equal(installed.releases[0]?.argoApplication, "retail-shop-web-store-1");
+    const tracked = (app: string, ns = "shop") => ({
+      "argocd.argoproj.io/tracking-id": `${app}:apps/Deployment:${ns}/web`,
+    });
+    const pod: Owned = { kind: "Pod", metadata: { name: "web-1" } };
+    const deployment = (annotations: Record<string, string>): Owned => ({
+      kind: "Deployment",
+      metadata: { name: "web", annotations },
+    });
+    assert.equal(
+      owningRelease([pod, deployment(tracked("retail-shop-web-store-1"))], "shop", installed)?.application,
+      "web",
+    );
+    // Another tenant's Application (same names elsewhere), or another namespace: not ours.
+    assert.equal(
+      owningRelease([pod, deployment(tracked("other-shop-web-store-1"))], "shop", installed),
+      undefined,
+    );
+    assert.equal(
+      owningRelease([pod, deployment(tracked("retail-shop-web-store-1", "kube-system"))], "shop", installed),
+      undefined,
+    );
+  });
+});

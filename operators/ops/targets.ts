@@ -3,6 +3,7 @@
 // object belongs to it (Helm's release annotations, which Fleet's agent sets, on the
 // object or on the controller chain above it).
 import type { ResourceType } from "../runtime/client.ts";
+import { argoApplicationName } from "../deploy/argocd.ts";
 import type { DeliveredApp } from "../deploy/engines/engine.ts";
 import { targetedClusters } from "../inventory/inventory.ts";
 
@@ -42,10 +43,20 @@ export function kubevirtActionPath(
 export const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt";
 export const helmReleaseName = "meta.helm.sh/release-name";
 export const helmReleaseNamespace = "meta.helm.sh/release-namespace";
+/** Argo CD's tracking annotation on what it applies: `<application>:<group>/<kind>:<namespace>/<name>`. */
+export const argoTrackingAnnotation = "argocd.argoproj.io/tracking-id";
+
+export interface Release {
+  namespace: string;
+  release: string;
+  application: string;
+  /** Delivered by Argo CD: the Application that applied it on this cluster. */
+  argoApplication?: string;
+}
 
 /** What a deployment installed on one cluster: Helm releases by namespace. */
 export interface Installed {
-  releases: { namespace: string; release: string; application: string }[];
+  releases: Release[];
 }
 
 /** The releases of the deployment's delivered applications whose targets select `cluster`. */
@@ -57,7 +68,14 @@ export function installedOn(
   const target = clusters.filter((c) => c.metadata.name === cluster);
   const releases = delivered
     .filter((d) => targetedClusters(d.targets, target).length > 0)
-    .map((d) => ({ namespace: d.namespace, release: d.releaseName, application: d.application }))
+    .map((d) => ({
+      namespace: d.namespace,
+      release: d.releaseName,
+      application: d.application,
+      ...(d.argoApplicationSet
+        ? { argoApplication: argoApplicationName(d.argoApplicationSet, cluster) }
+        : {}),
+    }))
     .filter((r) => r.namespace && r.release);
   return { releases };
 }
@@ -72,20 +90,43 @@ export interface Owned {
 }
 
 /**
+ * Whether `obj` says who installed it — Helm's release annotations (Helm installs: Fleet's
+ * agent) or Argo CD's tracking annotation — and if so the release of `installed` that did,
+ * or null when that is none of them.
+ */
+export function releaseOf(
+  obj: { metadata: { annotations?: Record<string, string> } },
+  namespace: string,
+  installed: Installed,
+): Release | null | undefined {
+  const a = obj.metadata.annotations ?? {};
+  const name = a[helmReleaseName];
+  if (name !== undefined) {
+    const releaseNs = a[helmReleaseNamespace] ?? namespace;
+    return installed.releases.find((r) => r.release === name && r.namespace === releaseNs) ?? null;
+  }
+  const tracking = a[argoTrackingAnnotation];
+  if (tracking !== undefined) {
+    const [app, , where] = tracking.split(":");
+    const given = where?.split("/")[0];
+    const objectNs = given === undefined || given === "" ? namespace : given;
+    return (
+      installed.releases.find(
+        (r) => r.argoApplication !== undefined && r.argoApplication === app && r.namespace === objectNs,
+      ) ?? null
+    );
+  }
+  return undefined;
+}
+
+/**
  * The release of `installed` in `namespace` that one of `chain` (the target, then its
  * controllers upwards) was installed by, if any.
  */
-export function owningRelease(
-  chain: Owned[],
-  namespace: string,
-  installed: Installed,
-): Installed["releases"][number] | undefined {
+export function owningRelease(chain: Owned[], namespace: string, installed: Installed): Release | undefined {
   for (const obj of chain) {
-    const a = obj.metadata.annotations ?? {};
-    const name = a[helmReleaseName];
-    if (name === undefined) continue;
-    const releaseNs = a[helmReleaseNamespace] ?? namespace;
-    return installed.releases.find((r) => r.release === name && r.namespace === releaseNs);
+    const release = releaseOf(obj, namespace, installed);
+    if (release !== undefined) return release ?? undefined;
   }
   return undefined;
 }

@@ -1,6 +1,7 @@
 // The demo's story on a management cluster running Outpost: apply examples/, register
-// the edge clusters with Fleet (local fleet only), follow the objects until the example
-// deployment is delivered - approving it as the project's approver - and summarize.
+// the edge clusters with the project's engine (local fleet only), follow the objects until
+// the example deployment is delivered (on the local fleet: running everywhere) -
+// approving it as the project's approver - and summarize.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -8,12 +9,15 @@ import { deploymentStatus, formatStatus, approve } from "../../cli/deploy.ts";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
 import type { Network } from "../../operators/api/network.generated.ts";
 import * as api from "../../operators/api/resources.generated.ts";
+import { projectEngine } from "../../cli/clusters.ts";
 import {
-  FleetClusterResource,
-  GitRepoResource,
-  deploymentLabel,
-  type GitRepo,
-} from "../../operators/deploy/fleet.ts";
+  ApplicationSetResource,
+  ArgoApplicationResource,
+  type ApplicationSet,
+  type ArgoApplication,
+} from "../../operators/deploy/argocd.ts";
+import { GitRepoResource, deploymentLabel, type GitRepo } from "../../operators/deploy/fleet.ts";
+import { registrationObjects } from "../../operators/inventory/register.ts";
 import { getCondition, type ConditionedStatus } from "../../operators/runtime/conditions.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { configMapsResource, secretsResource } from "../../operators/runtime/core.ts";
@@ -60,39 +64,6 @@ export function readExamples(chartsUrl?: string): ExampleObject[] {
   return exampleObjects(files, chartsUrl);
 }
 
-/**
- * An edge cluster's registration: Fleet's manager-initiated registration (a Cluster whose
- * kubeConfigSecret holds an admin kubeconfig, which Fleet deploys its agent with) and
- * Outpost's own Secret <cluster>-kubeconfig for the edge identity of config/edge.
- */
-export function fleetRegistration(
-  ns: string,
-  cluster: { name: string; labels: Record<string, string> },
-  kubeconfigs: { fleet: string; outpost: string },
-): { secrets: KubeObject[]; cluster: KubeObject } {
-  const secret = (name: string, value: string): KubeObject =>
-    ({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name, namespace: ns },
-      type: "Opaque",
-      stringData: { value },
-    }) as KubeObject;
-  const fleetSecret = `${cluster.name}-fleet-kubeconfig`;
-  return {
-    secrets: [
-      secret(fleetSecret, kubeconfigs.fleet),
-      secret(`${cluster.name}-kubeconfig`, kubeconfigs.outpost),
-    ],
-    cluster: {
-      apiVersion: "fleet.cattle.io/v1alpha1",
-      kind: "Cluster",
-      metadata: { name: cluster.name, namespace: ns, labels: cluster.labels },
-      spec: { kubeConfigSecret: fleetSecret },
-    } as KubeObject,
-  };
-}
-
 interface WithStatus extends KubeObject {
   status?: ConditionedStatus;
 }
@@ -133,12 +104,20 @@ export interface Story {
   client: KubeClient;
   /** Whose approval the example needs: the Project's approver (impersonated). */
   approver: string;
-  /** Local fleet: the edges to register with Fleet, with their Outpost kubeconfigs. */
+  /**
+   * Local fleet: the edges to register with the project's engine (with the engine's and
+   * Outpost's kubeconfigs), and the engine of projects that name none.
+   */
   register?: {
     name: string;
     labels: Record<string, string>;
-    kubeconfigs: { fleet: string; outpost: string };
+    kubeconfigs: { engine: string; outpost: string };
   }[];
+  defaultEngine?: "fleet" | "argocd";
+  /** Argo CD's namespace. */
+  argocdNamespace?: string;
+  /** Wait until every cluster runs the deployment (Running), not only until it is delivered. */
+  untilRunning?: boolean;
   chartsUrl?: string;
   progress: (line: string) => void;
   timeoutMs: number;
@@ -146,7 +125,10 @@ export interface Story {
 
 export interface Delivered {
   deployment: AppDeployment;
+  /** The engine objects: Fleet GitRepos, or Argo CD ApplicationSets and their Applications. */
   gitRepos: GitRepo[];
+  appSets: ApplicationSet[];
+  argoApplications: ArgoApplication[];
   network?: Network;
   statusText: string;
 }
@@ -192,13 +174,21 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
   progress(`applied Project ${ns}`);
   await waitReady(`Project ${ns}`, () => client.get<WithStatus>(api.ProjectResource, ns));
 
+  const engine = await projectEngine(client, ns, story.defaultEngine ?? "fleet");
   for (const c of story.register ?? []) {
-    const reg = fleetRegistration(ns, c, c.kubeconfigs);
-    for (const secret of reg.secrets)
-      await client.apply(secretsResource, secret, { fieldManager, force: true });
-    await client.apply(FleetClusterResource, reg.cluster, { fieldManager, force: true });
+    const objects = registrationObjects({
+      namespace: ns,
+      name: c.name,
+      labels: c.labels,
+      engine,
+      engineKubeconfig: c.kubeconfigs.engine,
+      outpostKubeconfig: c.kubeconfigs.outpost,
+      argocdNamespace: story.argocdNamespace,
+    });
+    for (const { resource, object } of objects)
+      await client.apply(resource, object, { fieldManager, force: true });
     progress(
-      `registered Fleet cluster ${c.name} (${Object.entries(c.labels)
+      `registered ${c.name} with ${engine === "argocd" ? "Argo CD" : "Fleet"} (${Object.entries(c.labels)
         .map(([k, v]) => `${k}=${v}`)
         .join(", ")})`,
     );
@@ -241,7 +231,7 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
       }
       approved = true;
     }
-    if (delivered(d)) return { done: d };
+    if (delivered(d) && (!story.untilRunning || d?.status?.phase === "Running")) return { done: d };
     return {
       status: d?.status?.phase
         ? `${d.status.phase}: ${getCondition(d.status.conditions, "Ready")?.message ?? ""}`
@@ -249,15 +239,34 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
     };
   });
   progress(
-    `AppDeployment ${depName}: delivered revision ${dep.status?.revision ?? "?"} (commit ${dep.status?.commit?.slice(0, 12) ?? "?"})`,
+    `AppDeployment ${depName}: ${story.untilRunning ? "running" : "delivered"} revision ${dep.status?.revision ?? "?"} (commit ${dep.status?.commit?.slice(0, 12) ?? "?"})${dep.status?.engine ? `, delivered by ${dep.status.engine === "argocd" ? "Argo CD" : "Fleet"}` : ""}`,
   );
 
-  const gitRepos = (
-    await client.list<GitRepo>(GitRepoResource, {
-      namespace: ns,
-      labelSelector: `${deploymentLabel}=${depName}`,
-    })
-  ).items;
+  const selector = `${deploymentLabel}=${depName}`;
+  const argoNs = story.argocdNamespace ?? "argocd";
+  const inArgo = `outpost.dev/project=${ns},${selector}`;
+  const [gitRepos, appSets, argoApplications] =
+    dep.status?.engine === "argocd"
+      ? [
+          [],
+          (
+            await client.list<ApplicationSet>(ApplicationSetResource, {
+              namespace: argoNs,
+              labelSelector: inArgo,
+            })
+          ).items,
+          (
+            await client.list<ArgoApplication>(ArgoApplicationResource, {
+              namespace: argoNs,
+              labelSelector: inArgo,
+            })
+          ).items,
+        ]
+      : [
+          (await client.list<GitRepo>(GitRepoResource, { namespace: ns, labelSelector: selector })).items,
+          [],
+          [],
+        ];
   const networkName = objects.find((o) => o.kind === "Network")?.metadata.name;
   let network: Network | undefined;
   if (networkName) {
@@ -269,5 +278,5 @@ export async function deliverExamples(story: Story): Promise<Delivered> {
     });
   }
   const report = await deploymentStatus(client, ns, depName);
-  return { deployment: dep, gitRepos, network, statusText: formatStatus(report) };
+  return { deployment: dep, gitRepos, appSets, argoApplications, network, statusText: formatStatus(report) };
 }

@@ -2,13 +2,17 @@
 // `make demo-down`) that runs everything the local demo needs and keeps it running:
 //
 //   - the control plane: a management API server and three edge API servers (store-1,
-//     store-2, central), built from the Kubernetes sources;
+//     store-2, central), built from the Kubernetes sources, each edge with a scheduler
+//     and kwok fake nodes, so the applications' pods are scheduled and become Ready;
+//   - Argo CD (application controller, repo-server, ApplicationSet controller, Redis),
+//     built from its Go module: the engine that delivers the demo project's deployments;
 //   - Gitea (the Git host projects get repositories in), an OCI registry holding the
 //     example charts, and clamd (when installed) for malware scanning;
 //   - Outpost installed from config/ (CRDs, namespace, RBAC) on the management cluster and
 //     config/edge on the edges, Fleet's CRDs on the management cluster and Skupper's on
 //     the edges;
-//   - outpost-operator (every controller) and outpost-service-proxy as local processes.
+//   - outpost-operator (every controller, both engines; projects default to Argo CD here)
+//     and outpost-service-proxy as local processes.
 //
 // It writes progress lines to <dir>/progress.log and, once all runs, <dir>/state.json.
 // SIGTERM or SIGINT stops everything it started and removes the folder's state.
@@ -29,6 +33,7 @@ import { freePort } from "../../test/controlplane/ports.ts";
 import { ProcessGroup } from "../../test/controlplane/processes.ts";
 import { installFleetCRDs } from "../../test/drivers/fleet-crds.ts";
 import { installSkupperCRDs } from "../../test/drivers/skupper-crds.ts";
+import { startArgoCD } from "../../test/argocd/argocd.ts";
 import { giteaSettings, startGitea, type Gitea } from "../../test/support/gitea.ts";
 import { pushChart, startClamd, startOciRegistry } from "../../test/support/services.ts";
 import { demoChart } from "./charts.ts";
@@ -84,9 +89,26 @@ const clamdInstalled = (): boolean =>
   existsSync("/usr/sbin/clamd") || spawnSync("sh", ["-c", "command -v clamd"]).status === 0;
 
 async function main(): Promise<void> {
-  progress("starting the control plane: management + 3 edge API servers (the first run builds them)");
-  const cp = await startControlPlane({ edges: 3, dir: join(dir, "controlplane"), progress });
+  progress(
+    "starting the control plane: management + 3 edge API servers with 2 fake nodes each (the first run builds them)",
+  );
+  const cp = await startControlPlane({
+    edges: 3,
+    workloads: { nodes: 2 },
+    dir: join(dir, "controlplane"),
+    progress,
+  });
   stops.push(() => cp.stop({ keep: true }));
+
+  progress("starting Argo CD on the management cluster (the first run builds it)");
+  const argo = await startArgoCD({
+    cluster: cp.management,
+    dir: join(dir, "argocd"),
+    reconciliationTimeout: "60s",
+    progress,
+  });
+  stops.push(() => argo.stop({ keep: true }));
+  progress(`Argo CD ${argo.version} running (namespace ${argo.namespace})`);
 
   progress("starting Gitea, the OCI registry and clamd");
   const withClamd = clamdInstalled();
@@ -153,6 +175,10 @@ async function main(): Promise<void> {
     `--metrics-bind-address=127.0.0.1:${metricsPort}`,
     ...(clamd ? [`--clamd-address=${clamd.host}:${clamd.port}`] : ["--scan-mode=off"]),
     "--edge-poll=2s",
+    // Both engines; the demo's projects deliver with Argo CD, which runs here.
+    "--engines=fleet,argocd",
+    "--default-engine=argocd",
+    `--argocd-namespace=${argo.namespace}`,
   ]);
   group.start("outpost-service-proxy", node[0] ?? "node", [
     ...node.slice(1),
@@ -160,6 +186,7 @@ async function main(): Promise<void> {
     `--kubeconfig=${mgmt}`,
     `--bind-address=127.0.0.1:${proxyPort}`,
     "--insecure-cookie",
+    `--argocd-namespace=${argo.namespace}`,
   ]);
   await waitHttp("outpost-operator", `http://127.0.0.1:${metricsPort}/readyz`);
   await waitHttp("outpost-service-proxy", `http://127.0.0.1:${proxyPort}/healthz`);
@@ -193,6 +220,7 @@ async function main(): Promise<void> {
     charts: `${oci.url}/bitnamicharts`,
     clamd: clamd ? `${clamd.host}:${clamd.port}` : undefined,
     fleetCRDs,
+    argocd: { namespace: argo.namespace, version: argo.version },
     skupperCRDs: skupper.every((k) => k === "upstream") ? "upstream" : "stand-in",
     operatorMetrics: `http://127.0.0.1:${metricsPort}/metrics`,
     proxy: `http://127.0.0.1:${proxyPort}`,

@@ -11,7 +11,7 @@ export function demoDir(): string {
   return resolve(process.env.OUTPOST_DEMO_DIR ?? join(repoRoot, ".demo"));
 }
 
-/** The Fleet clusters of the demo, the edge API server each one runs on, and its labels. */
+/** The edge clusters of the demo, the edge API server each one runs on, and its labels. */
 export const demoClusters = [
   { name: "store-1", edge: "edge-1", labels: { "site-type": "store", ring: "pilot" } },
   { name: "store-2", edge: "edge-2", labels: { "site-type": "store", "store-size": "large" } },
@@ -28,8 +28,10 @@ export interface DemoState {
   bin: string;
   /** Per Fleet cluster: a kubeconfig for Outpost's edge identity (config/edge). */
   edgeKubeconfigs: Record<string, string>;
-  /** Per Fleet cluster: its admin kubeconfig, for Fleet's registration. */
+  /** Per cluster: its admin kubeconfig, for the engine's registration (Argo CD, or Fleet's agent). */
   fleetKubeconfigs: Record<string, string>;
+  /** Argo CD, which delivers the demo project's deployments. */
+  argocd: { namespace: string; version: string };
   gitea: { url: string; username: string; password: string };
   /** The OCI registry's URL of the demo's chart repository (…/bitnamicharts). */
   charts: string;

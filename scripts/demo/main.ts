@@ -13,7 +13,11 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient } from "../../operators/runtime/client.ts";
 import { processesMentioning } from "../../test/support/controlplane.ts";
 import { installInto } from "./cluster.ts";
+import { deploymentStatus, formatStatus, renderFor } from "../../cli/deploy.ts";
+import { gitRepoFor, type GitRepo } from "../../operators/deploy/fleet.ts";
+import { kubeConfigFromFile } from "../../test/controlplane/index.ts";
 import { deliverExamples, type Delivered } from "./deliver.ts";
+import { walkThrough } from "./walk.ts";
 import {
   demoClusters,
   demoDir,
@@ -180,17 +184,39 @@ async function renderedBundles(state: DemoState, d: Delivered): Promise<Bundles>
   return raw.ok ? { files, sample: { path: first.path, text: await raw.text() } } : { files };
 }
 
-function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string, bundles?: Bundles): string {
+/** What a project delivering with Fleet would get for the same deployment: its GitRepos. */
+async function fleetGitRepos(client: KubeClient, d: Delivered): Promise<GitRepo[]> {
+  const git = { url: "<the project's repository>", branch: "main" };
+  const bundles = await renderFor(client, d.deployment, d.deployment.spec);
+  return bundles.map((b) => gitRepoFor(d.deployment, b, git, false));
+}
+
+const targetText = (targets: GitRepo["spec"]["targets"]): string =>
+  targets
+    .map(
+      (t) =>
+        t.clusterName ??
+        (t.clusterSelector ? JSON.stringify(t.clusterSelector.matchLabels ?? t.clusterSelector) : "?"),
+    )
+    .join(", ");
+
+function summary(
+  d: Delivered,
+  state: DemoState | undefined,
+  kubeconfig: string,
+  extra: { bundles?: Bundles; walk?: string[]; fleetRepos?: GitRepo[] } = {},
+): string {
   const ns = d.deployment.metadata.namespace ?? "";
   const name = d.deployment.metadata.name ?? "";
   const k = `KUBECONFIG=${kubeconfig}`;
+  const engine = d.deployment.status?.engine === "argocd" ? "Argo CD" : "Fleet";
   const lines = [
     "",
-    "──────────────── the example deployment is delivered ────────────────",
+    "──────────────── the example deployment runs ────────────────",
     "",
     d.statusText,
     "",
-    "Delivered to Git and Fleet:",
+    `Delivered by ${engine}:`,
     `  commit   ${d.deployment.status?.commit ?? "-"}`,
     ...(state
       ? [
@@ -199,29 +225,36 @@ function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string,
       : []),
     ...d.gitRepos.map(
       (r) =>
-        `  GitRepo  ${r.metadata.name ?? ""}  paths ${r.spec.paths.join(", ")}  → ${r.spec.targets
-          .map(
-            (t) =>
-              t.clusterName ??
-              (t.clusterSelector ? JSON.stringify(t.clusterSelector.matchLabels ?? t.clusterSelector) : "?"),
-          )
-          .join(", ")}`,
+        `  GitRepo  ${r.metadata.name ?? ""}  paths ${r.spec.paths.join(", ")}  → ${targetText(r.spec.targets)}`,
+    ),
+    ...d.appSets.map((a) => `  ApplicationSet  ${a.metadata.namespace ?? ""}/${a.metadata.name ?? ""}`),
+    ...d.argoApplications.map(
+      (a) =>
+        `  Application     ${a.metadata.name ?? ""}  → ${a.metadata.labels?.["outpost.dev/cluster"] ?? "?"}: ${a.status?.sync?.status ?? "?"}, ${a.status?.health?.status ?? "?"}`,
     ),
   ];
-  if (bundles) {
-    lines.push("", "Rendered bundles in that commit (what Fleet's agents would apply):");
-    for (const f of bundles.files) lines.push(`  ${f.path.padEnd(44)} ${f.size} bytes`);
-    if (bundles.sample) {
+  if (extra.fleetRepos?.length) {
+    lines.push("", "A project delivering with Fleet would get these GitRepos for the same commit:");
+    for (const r of extra.fleetRepos)
+      lines.push(
+        `  GitRepo  ${r.metadata.name ?? ""}  paths ${r.spec.paths.join(", ")}  → ${targetText(r.spec.targets)}`,
+      );
+  }
+  if (extra.bundles) {
+    lines.push("", "Rendered bundles in that commit (the same tree for both engines):");
+    for (const f of extra.bundles.files) lines.push(`  ${f.path.padEnd(44)} ${f.size} bytes`);
+    if (extra.bundles.sample) {
       lines.push(
         "",
-        `${bundles.sample.path}:`,
-        ...bundles.sample.text
+        `${extra.bundles.sample.path}:`,
+        ...extra.bundles.sample.text
           .trimEnd()
           .split("\n")
           .map((l) => `  ${l}`),
       );
     }
   }
+  if (extra.walk?.length) lines.push("", "Walked through:", ...extra.walk.map((l) => `  ${l}`));
   if (d.network?.status?.summary) {
     const s = d.network.status.summary;
     lines.push(
@@ -233,12 +266,12 @@ function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string,
     lines.push(
       "",
       "What runs here, and what does not:",
-      "  Fleet's and Skupper's controllers do not run in this local demo. Outpost did its part:",
-      "  the bundles are committed to Git, the GitRepos are on the management cluster, and the",
-      "  Skupper sites and access grants are on the edges. But nothing applies the bundles on",
-      "  the edges or links the sites, so no Fleet agent ever reports: the clusters show as",
-      "  offline and the links as pending. To see them run, use a management cluster with",
-      "  Fleet: `make demo KUBECONFIG=<its kubeconfig>`, or the kind setup in test/kind/.",
+      `  Argo CD ${state.argocd.version} (built from its Go module) delivers the project: its ApplicationSets`,
+      "  generate one Application per cluster, and Argo CD applies the charts to the edges. Each",
+      "  edge has a scheduler and two kwok fake nodes: pods are scheduled and become Ready, but no",
+      "  container runs (kwok plays the kubelet). Fleet's and Skupper's controllers do not run",
+      "  here, so a Fleet project would stay offline and the network's links stay pending; use",
+      "  `make demo KUBECONFIG=<a cluster with Fleet>`, or the kind setup in test/kind/, for them.",
       `  Charts come from the demo's OCI registry (${state.charts}), which holds small`,
       "  stand-ins for the two Bitnami charts the examples name; Registry bitnami points there.",
       state.clamd
@@ -250,8 +283,10 @@ function summary(d: Delivered, state: DemoState | undefined, kubeconfig: string,
       `  export ${k} PATH=${state.bin}:$PATH`,
       `  kubectl get outpost -n ${ns}`,
       `  kubectl outpost status ${name} -n ${ns} --clusters`,
+      `  kubectl outpost resources ${name} -n ${ns}`,
       `  kubectl outpost history ${name} -n ${ns}`,
-      `  kubectl --context central get sites,accessgrants -A`,
+      `  kubectl get applications -n ${state.argocd.namespace}`,
+      `  kubectl --context store-1 get pods -n storefront -o wide`,
       `  kubectl get events -n ${ns} --sort-by=.lastTimestamp`,
       "",
       `Logs: ${state.logDir} (JSON). Metrics: ${state.operatorMetrics}. Service proxy: ${state.proxy}.`,
@@ -294,16 +329,48 @@ async function up(): Promise<void> {
             name: c.name,
             labels: { ...c.labels },
             kubeconfigs: {
-              fleet: readFileSync(local.fleetKubeconfigs[c.name] ?? "", "utf8"),
+              engine: readFileSync(local.fleetKubeconfigs[c.name] ?? "", "utf8"),
               outpost: readFileSync(local.edgeKubeconfigs[c.name] ?? "", "utf8"),
             },
           }))
         : undefined,
+      defaultEngine: local ? "argocd" : "fleet",
+      argocdNamespace: local?.argocd.namespace,
+      untilRunning: local !== undefined,
       progress: say,
       timeoutMs,
     });
     const bundles = local ? await renderedBundles(local, delivered) : undefined;
-    console.log(summary(delivered, state, kubeconfig, bundles));
+    let walk: string[] | undefined;
+    let fleetRepos: GitRepo[] | undefined;
+    if (local) {
+      const edges = Object.fromEntries(
+        demoClusters.map((c) => [
+          c.name,
+          new KubeClient(kubeConfigFromFile(local.fleetKubeconfigs[c.name] ?? "")),
+        ]),
+      );
+      try {
+        walk = await walkThrough({
+          client,
+          ns: delivered.deployment.metadata.namespace ?? "",
+          name: delivered.deployment.metadata.name ?? "",
+          approver,
+          edges,
+          progress: say,
+          timeoutMs,
+        });
+      } finally {
+        await Promise.all(Object.values(edges).map((e) => e.close()));
+      }
+      if (delivered.deployment.status?.engine === "argocd")
+        fleetRepos = await fleetGitRepos(client, delivered);
+      // The status once the walk-through is done.
+      const ns = delivered.deployment.metadata.namespace ?? "";
+      const report = await deploymentStatus(client, ns, delivered.deployment.metadata.name ?? "");
+      delivered.statusText = formatStatus(report);
+    }
+    console.log(summary(delivered, state, kubeconfig, { bundles, walk, fleetRepos }));
     say("done");
   } finally {
     await client.close();

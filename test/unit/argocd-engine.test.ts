@@ -176,6 +176,7 @@ describe("the ApplicationSet of a bundle", () => {
       namespace: "shop",
       releaseName: "web",
       targets: b.targets,
+      argoApplicationSet: "retail-shop-web",
     });
   });
 

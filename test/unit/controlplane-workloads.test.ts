@@ -54,6 +54,8 @@ describe("workload options", () => {
       nodeLabels: {},
       gpus: 0,
       gpuNodes: 2,
+      volumes: 8,
+      volumeSize: "100Gi",
     });
     assert.equal(workloadsFor(undefined, "edge-1", 0), undefined);
     const perEdge = (_edge: string, i: number) => (i === 1 ? { nodes: 3, gpus: 1, gpuNodes: 9 } : undefined);

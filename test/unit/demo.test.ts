@@ -1,15 +1,15 @@
-// The demo's pure parts: reading examples/, Fleet registrations, readiness.
+// The demo's pure parts: reading examples/, cluster registrations, readiness.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   delivered,
   deploymentStall,
   exampleObjects,
-  fleetRegistration,
   readExamples,
   readiness,
 } from "../../scripts/demo/deliver.ts";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
+import { registrationObjects } from "../../operators/inventory/register.ts";
 
 const condition = (type: string, status: string, reason = "R", message = "m") => ({
   type,
@@ -56,26 +56,37 @@ describe("demo: examples", () => {
   });
 });
 
-describe("demo: Fleet registration", () => {
-  it("gives Fleet the admin kubeconfig and Outpost its own, with the labels on the Cluster", () => {
-    const reg = fleetRegistration(
-      "retail",
-      { name: "store-1", labels: { ring: "pilot" } },
-      { fleet: "ADMIN", outpost: "EDGE" },
+describe("cluster registration with Fleet", () => {
+  it("gives Fleet the engine's kubeconfig and Outpost its own, with the labels on the Cluster", () => {
+    const objects = registrationObjects({
+      namespace: "retail",
+      name: "store-1",
+      labels: { ring: "pilot" },
+      engine: "fleet",
+      engineKubeconfig: "ADMIN",
+      outpostKubeconfig: "EDGE",
+    }).map(
+      (o) =>
+        o.object as {
+          kind?: string;
+          metadata: { name?: string; labels?: object };
+          data?: Record<string, string>;
+          spec?: object;
+        },
     );
-    const data = (o: object) => (o as { stringData: Record<string, string> }).stringData;
+    const value = (o: { data?: Record<string, string> }) =>
+      Buffer.from(o.data?.value ?? "", "base64").toString();
+    const secrets = objects.filter((o) => o.kind === "Secret");
     assert.deepEqual(
-      reg.secrets.map((s) => [s.metadata.name, data(s)]),
+      secrets.map((s) => [s.metadata.name, value(s)]),
       [
-        ["store-1-fleet-kubeconfig", { value: "ADMIN" }],
-        ["store-1-kubeconfig", { value: "EDGE" }],
+        ["store-1-kubeconfig", "EDGE"],
+        ["store-1-fleet-kubeconfig", "ADMIN"],
       ],
     );
-    assert.equal(reg.cluster.kind, "Cluster");
-    assert.deepEqual(reg.cluster.metadata.labels, { ring: "pilot" });
-    assert.deepEqual((reg.cluster as unknown as { spec: object }).spec, {
-      kubeConfigSecret: "store-1-fleet-kubeconfig",
-    });
+    const cluster = objects.find((o) => o.kind === "Cluster");
+    assert.deepEqual(cluster?.metadata.labels, { ring: "pilot" });
+    assert.deepEqual(cluster.spec, { kubeConfigSecret: "store-1-fleet-kubeconfig" });
   });
 });
 

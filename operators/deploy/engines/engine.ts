@@ -36,6 +36,8 @@ export interface DeliveredApp {
   releaseName: string;
   /** The clusters it is delivered to. */
   targets: GitTarget[];
+  /** Argo CD: the ApplicationSet generating its Applications (argoApplicationName). */
+  argoApplicationSet?: string;
 }
 
 /** A watch of an engine object kind: changes requeue the deployments `map` names. */
