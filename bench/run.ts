@@ -6,6 +6,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<BenchmarkResult>
   runtime: () => import("./runtime.ts"),
   catalog: () => import("./catalog.ts"),
   deploy: () => import("./deploy.ts"),
+  engine: () => import("./engine.ts"),
   proxy: () => import("./proxy.ts"),
   demo: () => import("./demo.ts"),
 };

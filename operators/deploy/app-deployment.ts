@@ -520,6 +520,9 @@ export class AppDeploymentReconciler {
       commit,
       registries: run.registries,
     });
+    const limits = engine.limits(run.dep);
+    if (limits.length > 0) this.condition(run, "SpecApplied", false, "NotAppliedByEngine", limits.join("; "));
+    else run.status.conditions = removeCondition(run.status.conditions, "SpecApplied");
     this.condition(
       run,
       "Delivered",

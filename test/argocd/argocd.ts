@@ -298,6 +298,9 @@ export interface StartArgoCDOptions {
    * refresh was requested. Default: Argo CD's, 180 s (controller/state.go CompareAppState).
    */
   repoErrorGracePeriodSeconds?: number;
+  /** The application controller's status and operation processors. Defaults 20 and 10, Argo CD's. */
+  statusProcessors?: number;
+  operationProcessors?: number;
   /** Log level of the Argo CD processes. Default "info". */
   logLevel?: "debug" | "info" | "warn" | "error";
   /** Progress lines (default: none). */
@@ -506,10 +509,11 @@ export async function startArgoCD(options: StartArgoCDOptions): Promise<ArgoCD> 
             ...(options.repoErrorGracePeriodSeconds === undefined
               ? []
               : ["--repo-error-grace-period-seconds", String(options.repoErrorGracePeriodSeconds)]),
+            // Argo CD's own defaults (cmd/argocd-application-controller).
             "--status-processors",
-            "5",
+            String(options.statusProcessors ?? 20),
             "--operation-processors",
-            "5",
+            String(options.operationProcessors ?? 10),
           ],
           env("argocd-application-controller"),
         );

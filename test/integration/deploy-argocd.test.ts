@@ -18,10 +18,12 @@ import {
   type ArgoApplication,
 } from "../../operators/deploy/argocd.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
-import type { KubeClient, KubeObject } from "../../operators/runtime/client.ts";
+import { ApiError, KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
+import { secretsResource } from "../../operators/runtime/core.ts";
+import { roleBindingsResource } from "../../operators/tenancy/project.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
-import { kubeConfigFromFile } from "../controlplane/index.ts";
+import { kubeConfigFromFile, kubeconfigFor } from "../controlplane/index.ts";
 import {
   argoEdgeLabels,
   argoShop,
@@ -130,6 +132,90 @@ describe("AppDeployment delivered by Argo CD", () => {
     assert.equal(Buffer.from(secret?.data?.password ?? "", "base64").toString(), "s3cret-value");
   });
 
+  it("says which part of the spec Argo CD does not apply, instead of dropping it silently", async () => {
+    assert.equal(getCondition((await get("shop")).status?.conditions, "SpecApplied"), undefined);
+    await patchSpec("shop", {
+      rollout: { waves: [{ name: "pilot", clusterSelector: { matchLabels: { ring: "pilot" } } }] },
+    });
+    const d = await waitFor(
+      "shop",
+      "SpecApplied=False",
+      (x) => getCondition(x.status?.conditions, "SpecApplied")?.status === "False",
+    );
+    assert.match(
+      getCondition(d.status?.conditions, "SpecApplied")?.message ?? "",
+      /spec\.rollout\.waves: the Argo CD engine does not stage waves yet/,
+    );
+    await patchSpec("shop", { rollout: null as unknown as undefined });
+    await waitFor(
+      "shop",
+      "SpecApplied gone, Running",
+      (x) => getCondition(x.status?.conditions, "SpecApplied") === undefined && running(x, 3),
+    );
+  });
+
+  it("keeps a project deployer out of Argo CD's objects: no ApplicationSet, AppProject or cluster Secret of its own", async () => {
+    // A real non-admin identity: a client certificate for a user bound to the project's deployer role.
+    await client.create(roleBindingsResource, {
+      metadata: { name: "deployer-mallory", namespace: ns },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "outpost:project-deployer",
+      },
+      subjects: [{ kind: "User", name: "mallory", apiGroup: "rbac.authorization.k8s.io" }],
+    } as KubeObject);
+    const mallory = new KubeClient(
+      kubeConfigFromFile(await kubeconfigFor(controlPlane().management, "mallory")),
+    );
+    try {
+      // The witness that the identity works: it may read deployments in its project.
+      assert.ok(await mallory.get(AppDeploymentResource, "shop", ns));
+      const forbidden = async (what: string, call: () => Promise<unknown>): Promise<void> => {
+        await assert.rejects(call, (err: unknown) => err instanceof ApiError && err.code === 403, what);
+      };
+      const sets = await appSets("shop");
+      const hijack = {
+        ...sets[0],
+        metadata: { name: "mine", namespace: fx.argo.namespace },
+      } as ApplicationSet;
+      await forbidden("create an ApplicationSet", () => mallory.create(ApplicationSetResource, hijack));
+      await forbidden("edit Outpost's ApplicationSet", () =>
+        mallory.mergePatch(ApplicationSetResource, sets[0]?.metadata.name ?? "", fx.argo.namespace, {
+          spec: { template: { spec: { project: "default" } } },
+        }),
+      );
+      await forbidden("widen the AppProject", () =>
+        mallory.mergePatch(AppProjectResource, "outpost-retail", fx.argo.namespace, {
+          spec: { sourceRepos: ["*"] },
+        }),
+      );
+      await forbidden("read cluster credentials", () =>
+        mallory.list(secretsResource, { namespace: fx.argo.namespace }),
+      );
+      await forbidden("register a cluster for Argo CD", () =>
+        mallory.create(secretsResource, {
+          metadata: {
+            name: "evil",
+            namespace: fx.argo.namespace,
+            labels: { "argocd.argoproj.io/secret-type": "cluster" },
+          },
+          stringData: { name: "evil", server: "https://10.0.0.1" },
+        } as KubeObject),
+      );
+    } finally {
+      await mallory.close();
+    }
+    // Nothing changed: the same two ApplicationSets, the AppProject as Outpost wrote it.
+    assert.equal((await appSets("shop")).length, 2);
+    const project = await client.get<KubeObject & { spec: { sourceRepos: string[] } }>(
+      AppProjectResource,
+      "outpost-retail",
+      fx.argo.namespace,
+    );
+    assert.ok(!project?.spec.sourceRepos.includes("*"));
+  });
+
   it("reports a broken image as Degraded with Argo CD's message, not Ready, and recovers", async () => {
     const before = (await get("shop")).status?.revision ?? 0;
     await patchSpec("shop", {
@@ -146,7 +232,7 @@ describe("AppDeployment delivered by Argo CD", () => {
     assert.equal(getCondition(d.status?.conditions, "Ready")?.status, "False");
     const web = d.status?.applications?.find((a) => a.name === "web");
     assert.equal(web?.ready, 0);
-    assert.match(web?.message ?? "", /Argo CD: Degraded/);
+    assert.match(web.message ?? "", /Argo CD: Degraded/);
     assert.ok(
       (d.status?.clusters ?? []).every((c) => c.state === "NotReady"),
       JSON.stringify(d.status?.clusters),

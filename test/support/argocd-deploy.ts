@@ -10,22 +10,16 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
-import {
-  ApplicationResource,
-  DeploymentPackageResource,
-  ProjectResource,
-  RegistryResource,
-} from "../../operators/api/resources.generated.ts";
+import { ProjectResource } from "../../operators/api/resources.generated.ts";
 import { registerCatalog } from "../../operators/catalog/index.ts";
-import { gitSecretName } from "../../operators/deploy/app-deployment.ts";
 import { registrationObjects } from "../../operators/inventory/register.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
-import { namespacesResource, podsResource, secretsResource } from "../../operators/runtime/core.ts";
+import { podsResource } from "../../operators/runtime/core.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { startArgoCD, type ArgoCD } from "../argocd/argocd.ts";
 import { kubeConfigFromFile, kubeconfigFor, type Cluster, type ControlPlane } from "../controlplane/index.ts";
 import { eventually } from "./controlplane.ts";
-import { packageResolved } from "./deploy.ts";
+import { createShop, packageResolved } from "./deploy.ts";
 import { startGitServer, type GitServer } from "./git-server.ts";
 import { configDir, installOutpost } from "./install.ts";
 import { edgeUser } from "./interconnect.ts";
@@ -39,6 +33,58 @@ export const argoEdgeLabels: Record<ArgoEdge, Record<string, string>> = {
   "store-2": { tier: "store" },
   central: { tier: "central" },
 };
+
+/** The values of the workload charts: one pod of an image that runs (kwok runs any). */
+export const workloadValues = {
+  replicaCount: 1,
+  image: "registry.example/web:1.0",
+  progressDeadlineSeconds: 15,
+};
+
+/** A chart whose Deployment really runs on edges with kwok nodes. */
+export function workloadChart(name: string): ReturnType<typeof makeChart> {
+  return makeChart({
+    name,
+    version: "1.0.0",
+    values: workloadValues,
+    files: { "templates/deployment.yaml": deploymentTemplate },
+  });
+}
+
+/**
+ * Registers an edge with project `ns` for Argo CD: Argo CD deploys with the edge's admin
+ * identity; Outpost reaches it as outpost-edge (config/edge/ applied there).
+ */
+export async function registerArgoEdge(
+  cp: ControlPlane,
+  client: KubeClient,
+  options: {
+    ns: string;
+    name: string;
+    cluster: Cluster;
+    labels: Record<string, string>;
+    argocdNamespace: string;
+  },
+): Promise<void> {
+  const apply = spawnSync(
+    cp.binaries.kubectl,
+    ["--kubeconfig", options.cluster.kubeconfig, "apply", "-k", join(configDir, "edge")],
+    { encoding: "utf8" },
+  );
+  assert.equal(apply.status, 0, apply.stderr);
+  const objects = registrationObjects({
+    namespace: options.ns,
+    name: options.name,
+    labels: options.labels,
+    engine: "argocd",
+    engineKubeconfig: readFileSync(options.cluster.kubeconfig, "utf8"),
+    outpostKubeconfig: readFileSync(await kubeconfigFor(options.cluster, edgeUser), "utf8"),
+    argocdNamespace: options.argocdNamespace,
+  });
+  for (const { resource, object } of objects) {
+    await client.apply(resource, object, { fieldManager: "outpost-test", force: true });
+  }
+}
 
 export const deploymentsResource: ResourceType = {
   group: "apps",
@@ -68,7 +114,8 @@ export interface ArgoDeployFixture {
   stop(): Promise<void>;
 }
 
-const web = `apiVersion: apps/v1
+/** A chart's Deployment: `replicaCount` pods of `image`, giving up after `progressDeadlineSeconds`. */
+export const deploymentTemplate = `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ .Release.Name }}
@@ -93,18 +140,6 @@ metadata:
 stringData:
   password: {{ required "auth.password is required" .Values.auth.password | quote }}
 `;
-
-const app = (ns: string, name: string, parameters: object[]): KubeObject =>
-  ({
-    metadata: { name: `${name}-1.0.0`, namespace: ns },
-    spec: {
-      name,
-      version: "1.0.0",
-      chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
-      defaultProfile: "standard",
-      profiles: [{ name: "standard", values: {}, parameters }],
-    },
-  }) as KubeObject;
 
 /** An AppDeployment of shop 1.0.0: web to tier=store, db to central, the db password from a Secret. */
 export const argoShop = (
@@ -139,11 +174,16 @@ export async function startArgoDeployFixture(
   ]);
   const repo = ns;
   git.createRepo(repo);
-  const values = { replicaCount: 1, image: "registry.example/web:1.0", progressDeadlineSeconds: 15 };
+  const values = workloadValues;
   await pushChart(
     oci.url,
     "charts",
-    await makeChart({ name: "web", version: "1.0.0", values, files: { "templates/deployment.yaml": web } }),
+    await makeChart({
+      name: "web",
+      version: "1.0.0",
+      values,
+      files: { "templates/deployment.yaml": deploymentTemplate },
+    }),
   );
   await pushChart(
     oci.url,
@@ -152,7 +192,7 @@ export async function startArgoDeployFixture(
       name: "db",
       version: "1.0.0",
       values: { ...values, auth: { password: "" } },
-      files: { "templates/deployment.yaml": web, "templates/secret.yaml": dbSecret },
+      files: { "templates/deployment.yaml": deploymentTemplate, "templates/secret.yaml": dbSecret },
     }),
   );
   // The project: its namespace, and its choice of engine.
@@ -160,40 +200,11 @@ export async function startArgoDeployFixture(
     metadata: { name: ns },
     spec: { delivery: { engine: "argocd" }, harbor: { enabled: false }, git: { enabled: false } },
   } as KubeObject);
-  await client.create(namespacesResource, { metadata: { name: ns } });
-  await client.create(secretsResource, {
-    metadata: { name: gitSecretName, namespace: ns },
-    type: "Opaque",
-    stringData: { url: `${git.url}/${repo}.git`, branch: "main" },
-  } as KubeObject);
-  await client.create(secretsResource, {
-    metadata: { name: "db-password", namespace: ns },
-    stringData: { password: "s3cret-value" },
-  } as KubeObject);
-  await client.create(RegistryResource, {
-    metadata: { name: "charts", namespace: ns },
-    spec: { type: "oci", url: `${oci.url}/charts` },
-  } as KubeObject);
-  await client.create(
-    ApplicationResource,
-    app(ns, "web", [{ name: "replicaCount", type: "number", default: "2" }]),
-  );
-  await client.create(
-    ApplicationResource,
-    app(ns, "db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }]),
-  );
-  await client.create(DeploymentPackageResource, {
-    metadata: { name: "shop-1.0.0", namespace: ns },
-    spec: {
-      name: "shop",
-      version: "1.0.0",
-      applications: [
-        { name: "web", version: "1.0.0" },
-        { name: "db", version: "1.0.0" },
-      ],
-      dependencies: [{ application: "web", requires: "db" }],
-    },
-  } as KubeObject);
+  await createShop(client, ns, {
+    git: `${git.url}/${repo}.git`,
+    registry: `${oci.url}/charts`,
+    profileValues: {},
+  });
 
   const edges = Object.fromEntries(
     argoEdges.map((name, i) => {
@@ -202,32 +213,14 @@ export async function startArgoDeployFixture(
       return [name, { cluster, client: new KubeClient(kubeConfigFromFile(cluster.kubeconfig)) }];
     }),
   ) as ArgoDeployFixture["edges"];
-  const outpostKubeconfigs = new Map<ArgoEdge, string>();
-  for (const name of argoEdges) {
-    const { cluster } = edges[name];
-    const apply = spawnSync(
-      cp.binaries.kubectl,
-      ["--kubeconfig", cluster.kubeconfig, "apply", "-k", join(configDir, "edge")],
-      { encoding: "utf8" },
-    );
-    assert.equal(apply.status, 0, apply.stderr);
-    outpostKubeconfigs.set(name, readFileSync(await kubeconfigFor(cluster, edgeUser), "utf8"));
-  }
-  const register = async (edge: ArgoEdge, labels: Record<string, string>): Promise<void> => {
-    const objects = registrationObjects({
-      namespace: ns,
+  const register = (edge: ArgoEdge, labels: Record<string, string>): Promise<void> =>
+    registerArgoEdge(cp, client, {
+      ns,
       name: edge,
+      cluster: edges[edge].cluster,
       labels,
-      engine: "argocd",
-      // Argo CD deploys with the edge's admin identity; Outpost reaches it as outpost-edge.
-      engineKubeconfig: readFileSync(edges[edge].cluster.kubeconfig, "utf8"),
-      outpostKubeconfig: outpostKubeconfigs.get(edge) ?? "",
       argocdNamespace: argo.namespace,
     });
-    for (const { resource, object } of objects) {
-      await client.apply(resource, object, { fieldManager: "outpost-test", force: true });
-    }
-  };
   for (const name of argoEdges) await register(name, argoEdgeLabels[name]);
 
   const catalog = await startOperator(

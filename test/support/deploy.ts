@@ -38,7 +38,7 @@ export interface DeployFixture {
   stop(): Promise<void>;
 }
 
-const app = (ns: string, name: string, parameters: object[]): KubeObject =>
+const app = (ns: string, name: string, parameters: object[], values: object): KubeObject =>
   ({
     metadata: { name: `${name}-1.0.0`, namespace: ns },
     spec: {
@@ -46,9 +46,57 @@ const app = (ns: string, name: string, parameters: object[]): KubeObject =>
       version: "1.0.0",
       chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
       defaultProfile: "standard",
-      profiles: [{ name: "standard", values: { replicaCount: 1 }, parameters }],
+      profiles: [{ name: "standard", values, parameters }],
     },
   }) as KubeObject;
+
+/**
+ * Namespace `ns` ready for the shop: Secret outpost-git naming repository `git`, Secret
+ * db-password, Registry charts at `registry` (OCI), Applications web (a number parameter
+ * replicaCount, default 2) and db (a secret, mandatory auth.password), and package shop
+ * 1.0.0 (web requires db). `profileValues` are the standard profiles' values.
+ */
+export async function createShop(
+  client: KubeClient,
+  ns: string,
+  options: { git: string; registry: string; profileValues?: object },
+): Promise<void> {
+  const values = options.profileValues ?? { replicaCount: 1 };
+  await client.create(namespacesResource, { metadata: { name: ns } });
+  await client.create(secretsResource, {
+    metadata: { name: gitSecretName, namespace: ns },
+    type: "Opaque",
+    stringData: { url: options.git, branch: "main" },
+  } as KubeObject);
+  await client.create(secretsResource, {
+    metadata: { name: "db-password", namespace: ns },
+    stringData: { password: "s3cret-value" },
+  } as KubeObject);
+  await client.create(RegistryResource, {
+    metadata: { name: "charts", namespace: ns },
+    spec: { type: "oci", url: options.registry },
+  } as KubeObject);
+  await client.create(
+    ApplicationResource,
+    app(ns, "web", [{ name: "replicaCount", type: "number", default: "2" }], values),
+  );
+  await client.create(
+    ApplicationResource,
+    app(ns, "db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }], values),
+  );
+  await client.create(DeploymentPackageResource, {
+    metadata: { name: "shop-1.0.0", namespace: ns },
+    spec: {
+      name: "shop",
+      version: "1.0.0",
+      applications: [
+        { name: "web", version: "1.0.0" },
+        { name: "db", version: "1.0.0" },
+      ],
+      dependencies: [{ application: "web", requires: "db" }],
+    },
+  } as KubeObject);
+}
 
 /** An AppDeployment of shop 1.0.0 to tier=store, the db password from Secret db-password. */
 export const shopDeployment = (
@@ -85,40 +133,7 @@ export async function startDeployFixture(cp: ControlPlane, ns = "retail"): Promi
     "charts",
     await makeChart({ name: "db", version: "1.0.0", values: { auth: { password: "" } } }),
   );
-  await client.create(namespacesResource, { metadata: { name: ns } });
-  await client.create(secretsResource, {
-    metadata: { name: gitSecretName, namespace: ns },
-    type: "Opaque",
-    stringData: { url: `${git.url}/${repo}.git`, branch: "main" },
-  } as KubeObject);
-  await client.create(secretsResource, {
-    metadata: { name: "db-password", namespace: ns },
-    stringData: { password: "s3cret-value" },
-  } as KubeObject);
-  await client.create(RegistryResource, {
-    metadata: { name: "charts", namespace: ns },
-    spec: { type: "oci", url: `${oci.url}/charts` },
-  } as KubeObject);
-  await client.create(
-    ApplicationResource,
-    app(ns, "web", [{ name: "replicaCount", type: "number", default: "2" }]),
-  );
-  await client.create(
-    ApplicationResource,
-    app(ns, "db", [{ name: "auth.password", type: "string", secret: true, mandatory: true }]),
-  );
-  await client.create(DeploymentPackageResource, {
-    metadata: { name: "shop-1.0.0", namespace: ns },
-    spec: {
-      name: "shop",
-      version: "1.0.0",
-      applications: [
-        { name: "web", version: "1.0.0" },
-        { name: "db", version: "1.0.0" },
-      ],
-      dependencies: [{ application: "web", requires: "db" }],
-    },
-  } as KubeObject);
+  await createShop(client, ns, { git: `${git.url}/${repo}.git`, registry: `${oci.url}/charts` });
 
   const fleet = new FleetDriver(client, { namespace: ns });
   await fleet.registerCluster("store-1", { tier: "store" });

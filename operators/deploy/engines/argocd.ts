@@ -326,6 +326,14 @@ export class ArgoCDEngine implements DeliveryEngine {
     return out;
   }
 
+  limits(dep: AppDeployment): string[] {
+    return dep.spec.rollout?.waves?.length
+      ? [
+          "spec.rollout.waves: the Argo CD engine does not stage waves yet; each revision goes to every targeted cluster at once",
+        ]
+      : [];
+  }
+
   holds(dep: AppDeployment): boolean {
     return this.owned(dep).length > 0;
   }

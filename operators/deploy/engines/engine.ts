@@ -75,6 +75,8 @@ export interface DeliveryEngine {
   holds(deployment: AppDeployment): boolean;
   /** Deletes the deployment's engine objects; resolves with how many are still going away. */
   remove(deployment: AppDeployment): Promise<number>;
+  /** What of the deployment's spec this engine does not apply, said so (never silently dropped). */
+  limits(deployment: AppDeployment): string[];
   /** Engine object kinds the deployment controller watches. */
   watches(): EngineWatch[];
 }

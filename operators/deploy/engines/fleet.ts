@@ -171,6 +171,10 @@ export class FleetEngine implements DeliveryEngine {
     return new Map(this.owned(dep).map((r) => [r.metadata.name ?? "", r.spec.targets]));
   }
 
+  limits(): string[] {
+    return [];
+  }
+
   holds(dep: AppDeployment): boolean {
     return this.owned(dep).length > 0;
   }
