@@ -1,5 +1,5 @@
 # The Outpost image: one image, two programs, chosen by each Deployment in
-# config/operators.yaml (image ghcr.io/outpost-dev/outpost, tag set in config/kustomization.yaml):
+# config/base/operators.yaml (image ghcr.io/outpost-dev/outpost, tag set in config/base/kustomization.yaml):
 #   outpost-operator       node --import tsx operators/main.ts --controllers=…   (the entrypoint)
 #   outpost-service-proxy  node --import tsx operators/proxy/main.ts             (command override)
 # Build it with

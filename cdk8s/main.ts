@@ -1,6 +1,8 @@
 // Synthesizes Outpost's install manifests into config/ with cdk8s:
-//   config/crds.yaml, namespace.yaml, rbac.yaml, operators.yaml, kustomization.yaml
-//   and config/install.yaml (all of them in one file, in apply order).
+//   config/base/crds.yaml, namespace.yaml, rbac.yaml, operators.yaml, kustomization.yaml;
+//   config/kustomization.yaml (the base: `kubectl apply -k config/`), overlays beside it
+//   (config/argocd/engine/), and config/install.yaml (all of the base in one file, in
+//   apply order).
 // `npm run synth -- --check` fails when config/ differs from what this program writes.
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -381,7 +383,7 @@ export function synth(): Map<string, string> {
       .toJson()
       .map((o: unknown) => stringify(o, { lineWidth: 0 }))
       .join("---\n");
-  for (const [file, chart] of charts) files.set(file, header + docs(chart));
+  for (const [file, chart] of charts) files.set(`base/${file}`, header + docs(chart));
   files.set("install.yaml", header + charts.map(([, chart]) => docs(chart)).join("---\n"));
   files.set("argocd/argocd-cm-patch.yaml", argocdPatch());
   files.set("edge/rbac.yaml", header + docs(edgeChart(app)));
@@ -394,7 +396,7 @@ export function synth(): Map<string, string> {
       stringify({
         apiVersion: "kustomize.config.k8s.io/v1beta1",
         kind: "Kustomization",
-        resources: ["../..", "rbac.yaml"],
+        resources: ["../../base", "rbac.yaml"],
         patches: argocdFlags.map(([deployment, flag]) => ({
           target: { kind: "Deployment", name: deployment },
           patch: stringify([{ op: "add", path: "/spec/template/spec/containers/0/args/-", value: flag }]),
@@ -411,13 +413,24 @@ export function synth(): Map<string, string> {
       }),
   );
   files.set(
-    "kustomization.yaml",
+    "base/kustomization.yaml",
     header +
       stringify({
         apiVersion: "kustomize.config.k8s.io/v1beta1",
         kind: "Kustomization",
         resources: charts.map(([file]) => file),
         images: [{ name: image.split(":")[0], newTag: image.split(":")[1] }],
+      }),
+  );
+  // The base, from config/ itself; overlays (config/argocd/engine) build on base/, which
+  // does not contain them (kustomize refuses a root that contains its overlay).
+  files.set(
+    "kustomization.yaml",
+    header +
+      stringify({
+        apiVersion: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources: ["base"],
       }),
   );
   return files;

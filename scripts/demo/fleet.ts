@@ -16,7 +16,8 @@
 //
 // It writes progress lines to <dir>/progress.log and, once all runs, <dir>/state.json.
 // SIGTERM or SIGINT stops everything it started and removes the folder's state.
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -33,9 +34,15 @@ import { freePort } from "../../test/controlplane/ports.ts";
 import { ProcessGroup } from "../../test/controlplane/processes.ts";
 import { installFleetCRDs } from "../../test/drivers/fleet-crds.ts";
 import { installSkupperCRDs } from "../../test/drivers/skupper-crds.ts";
-import { startArgoCD } from "../../test/argocd/argocd.ts";
+import { startArgoCD, type ArgoCD } from "../../test/argocd/argocd.ts";
 import { giteaSettings, startGitea, type Gitea } from "../../test/support/gitea.ts";
-import { pushChart, startClamd, startOciRegistry } from "../../test/support/services.ts";
+import {
+  pushChart,
+  startClamd,
+  startOciRegistry,
+  type OciRegistry,
+  type Service,
+} from "../../test/support/services.ts";
 import { demoChart } from "./charts.ts";
 import {
   demoClusters,
@@ -57,6 +64,7 @@ const progress = (line: string): void => {
   process.stdout.write(text);
 };
 
+const execFileAsync = promisify(execFile);
 const stops: (() => Promise<void>)[] = [];
 let stopping = false;
 async function stopAll(code: number): Promise<never> {
@@ -69,9 +77,13 @@ async function stopAll(code: number): Promise<never> {
 process.on("SIGTERM", () => void stopAll(0));
 process.on("SIGINT", () => void stopAll(0));
 
-function kubectl(cp: ControlPlane, kubeconfig: string, ...args: string[]): void {
-  const res = spawnSync(cp.binaries.kubectl, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8" });
-  if (res.status !== 0) throw new Error(`kubectl ${args.join(" ")}: ${res.stderr.trim()}`);
+async function kubectl(cp: ControlPlane, kubeconfig: string, ...args: string[]): Promise<void> {
+  try {
+    await execFileAsync(cp.binaries.kubectl, ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8" });
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? String(err);
+    throw new Error(`kubectl ${args.join(" ")}: ${stderr.trim()}`, { cause: err });
+  }
 }
 
 async function waitHttp(what: string, url: string, timeoutMs = 90_000): Promise<void> {
@@ -100,62 +112,90 @@ async function main(): Promise<void> {
   });
   stops.push(() => cp.stop({ keep: true }));
 
-  progress("starting Argo CD on the management cluster (the first run builds it)");
-  const argo = await startArgoCD({
-    cluster: cp.management,
-    dir: join(dir, "argocd"),
-    reconciliationTimeout: "60s",
-    progress,
-  });
-  stops.push(() => argo.stop({ keep: true }));
-  progress(`Argo CD ${argo.version} running (namespace ${argo.namespace})`);
-
-  progress("starting Gitea, the OCI registry and clamd");
-  const withClamd = clamdInstalled();
-  const [gitea, oci, clamd] = await Promise.all([
-    startGitea({ dir: join(dir, "gitea") }),
-    startOciRegistry({ dir: join(dir, "registry") }),
-    withClamd ? startClamd({ dir: join(dir, "clamd") }) : Promise.resolve(undefined),
-  ]);
-  stops.push(
-    () => gitea.stop(),
-    () => oci.stop(),
-  );
-  if (clamd) stops.push(() => clamd.stop());
-  else progress("clamd is not installed (Debian: clamav-daemon): charts are not scanned in this demo");
-
-  for (const chart of ["nginx", "postgresql"]) {
-    const packed = await demoChart(chart);
-    await pushChart(oci.url, "bitnamicharts", packed);
-    progress(`pushed chart ${packed.name} ${packed.version} to ${oci.url}/bitnamicharts`);
-  }
-
-  progress("installing Outpost (CRDs, namespace, RBAC) on the management cluster");
+  // Argo CD, the services, and Outpost's install on the clusters start side by side.
   const mgmt = cp.management.kubeconfig;
-  kubectl(cp, mgmt, "apply", "--server-side", "-f", join(repoRoot, "config/crds.yaml"));
-  kubectl(cp, mgmt, "apply", "--server-side", "-f", join(repoRoot, "config/namespace.yaml"));
-  kubectl(cp, mgmt, "apply", "--server-side", "-f", join(repoRoot, "config/rbac.yaml"));
-  kubectl(cp, mgmt, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all");
-  const fleetCRDs = await installFleetCRDs(mgmt);
-  progress(`Fleet CRDs installed (${fleetCRDs === "upstream" ? "Fleet's own" : "stand-in schemas"})`);
-
+  const startArgo = async (): Promise<ArgoCD> => {
+    progress("starting Argo CD on the management cluster (the first run builds it)");
+    const argo = await startArgoCD({
+      cluster: cp.management,
+      dir: join(dir, "argocd"),
+      reconciliationTimeout: "60s",
+      progress,
+    });
+    stops.push(() => argo.stop({ keep: true }));
+    progress(`Argo CD ${argo.version} running (namespace ${argo.namespace})`);
+    return argo;
+  };
+  const startServices = async (): Promise<[Gitea, OciRegistry, Service | undefined]> => {
+    progress("starting Gitea, the OCI registry and clamd");
+    const withClamd = clamdInstalled();
+    const [gitea, oci, clamd] = await Promise.all([
+      startGitea({ dir: join(dir, "gitea") }),
+      startOciRegistry({ dir: join(dir, "registry") }),
+      withClamd ? startClamd({ dir: join(dir, "clamd") }) : Promise.resolve(undefined),
+    ]);
+    stops.push(
+      () => gitea.stop(),
+      () => oci.stop(),
+    );
+    if (clamd) stops.push(() => clamd.stop());
+    else progress("clamd is not installed (Debian: clamav-daemon): charts are not scanned in this demo");
+    for (const chart of ["nginx", "postgresql"]) {
+      const packed = await demoChart(chart);
+      await pushChart(oci.url, "bitnamicharts", packed);
+      progress(`pushed chart ${packed.name} ${packed.version} to ${oci.url}/bitnamicharts`);
+    }
+    return [gitea, oci, clamd];
+  };
   const edges = demoClusters.map((c) => {
     const edge = cp.edges.find((e) => e.name === c.edge);
     if (!edge) throw new Error(`no edge API server ${c.edge}`);
     return { ...c, cluster: edge };
   });
-  const skupper = await Promise.all(edges.map((e) => installSkupperCRDs(e.cluster.kubeconfig)));
   const edgeKubeconfigs: Record<string, string> = {};
   const fleetKubeconfigs: Record<string, string> = {};
-  for (const e of edges) {
-    kubectl(cp, e.cluster.kubeconfig, "apply", "-k", join(repoRoot, "config/edge"));
-    fleetKubeconfigs[e.name] = e.cluster.kubeconfig;
-    edgeKubeconfigs[e.name] = await kubeconfigFor(
-      e.cluster,
-      "system:serviceaccount:kube-system:outpost-edge",
-    );
-  }
-  progress("edges ready: Skupper CRDs and Outpost's edge role (config/edge) on store-1, store-2, central");
+  const install = async (): Promise<{
+    fleetCRDs: "upstream" | "stand-in";
+    skupper: ("upstream" | "stand-in")[];
+  }> => {
+    const management = async (): Promise<"upstream" | "stand-in"> => {
+      progress("installing Outpost (CRDs, namespace, RBAC) on the management cluster");
+      for (const file of ["crds", "namespace", "rbac"]) {
+        await kubectl(cp, mgmt, "apply", "--server-side", "-f", join(repoRoot, `config/base/${file}.yaml`));
+      }
+      // Outpost's CRDs only: Argo CD's are being created meanwhile.
+      await kubectl(
+        cp,
+        mgmt,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "-f",
+        join(repoRoot, "config/base/crds.yaml"),
+      );
+      const fleetCRDs = await installFleetCRDs(mgmt);
+      progress(`Fleet CRDs installed (${fleetCRDs === "upstream" ? "Fleet's own" : "stand-in schemas"})`);
+      return fleetCRDs;
+    };
+    const edge = async (e: (typeof edges)[number]): Promise<"upstream" | "stand-in"> => {
+      const skupper = await installSkupperCRDs(e.cluster.kubeconfig);
+      await kubectl(cp, e.cluster.kubeconfig, "apply", "-k", join(repoRoot, "config/edge"));
+      fleetKubeconfigs[e.name] = e.cluster.kubeconfig;
+      edgeKubeconfigs[e.name] = await kubeconfigFor(
+        e.cluster,
+        "system:serviceaccount:kube-system:outpost-edge",
+      );
+      return skupper;
+    };
+    const [fleetCRDs, ...skupper] = await Promise.all([management(), ...edges.map(edge)]);
+    progress("edges ready: Skupper CRDs and Outpost's edge role (config/edge) on store-1, store-2, central");
+    return { fleetCRDs, skupper };
+  };
+  const [argo, [gitea, oci, clamd], { fleetCRDs, skupper }] = await Promise.all([
+    startArgo(),
+    startServices(),
+    install(),
+  ]);
 
   await configureTenancy(mgmt, gitea);
 

@@ -224,56 +224,68 @@ describe("AppDeployment delivered by Argo CD", () => {
         { name: "web", values: { image: "registry.example/web:broken" } },
       ],
     });
-    const d = await waitFor(
-      "shop",
-      "Degraded",
-      (x) => x.status?.phase === "Degraded" && (x.status.revision ?? 0) > before,
-    );
-    assert.equal(getCondition(d.status?.conditions, "Ready")?.status, "False");
-    const web = d.status?.applications?.find((a) => a.name === "web");
-    assert.equal(web?.ready, 0);
-    assert.match(web.message ?? "", /Argo CD: Degraded/);
-    assert.ok(
-      (d.status?.clusters ?? []).every((c) => c.state === "NotReady"),
-      JSON.stringify(d.status?.clusters),
-    );
-
-    await patchSpec("shop", { applications: [{ name: "db", targets: { clusters: ["central"] } }] });
+    try {
+      // Each store's rollout passes its progress deadline on its own: wait for both.
+      const d = await waitFor(
+        "shop",
+        "Degraded at both stores",
+        (x) =>
+          x.status?.phase === "Degraded" &&
+          (x.status.revision ?? 0) > before &&
+          (x.status.clusters ?? []).filter((c) => c.state === "NotReady").length === 2,
+      );
+      assert.equal(getCondition(d.status?.conditions, "Ready")?.status, "False");
+      const web = d.status?.applications?.find((a) => a.name === "web");
+      assert.equal(web?.ready, 0);
+      assert.match(web.message ?? "", /Argo CD: Degraded/);
+      assert.deepEqual(
+        d.status?.clusters?.map((c) => c.name).sort(),
+        ["store-1", "store-2"],
+        "only the stores, where web runs",
+      );
+    } finally {
+      await patchSpec("shop", { applications: [{ name: "db", targets: { clusters: ["central"] } }] });
+    }
     await waitFor("shop", "Running again", (x) => running(x, 3));
     await readyPods(fx, "store-1", "shop", "web", 2, "registry.example/web:1.0");
   });
 
   it("follows clusters joining and leaving the selector, and applies overrides per cluster", async () => {
     await fx.register("central", { ...argoEdgeLabels.central, tier: "store", size: "large" });
-    await patchSpec("shop", {
-      overrides: [
-        {
-          application: "web",
-          clusterSelector: { matchExpressions: [{ key: "size", operator: "In", values: ["large"] }] },
-          values: { replicaCount: 3 },
-        },
-      ],
-    });
-    await waitFor(
-      "shop",
-      "web on central too",
-      (x) => x.status?.applications?.find((a) => a.name === "web")?.ready === 3 && running(x, 3),
-    );
-    await readyPods(fx, "central", "shop", "web", 3, undefined);
-    await readyPods(fx, "store-1", "shop", "web", 2);
+    try {
+      await patchSpec("shop", {
+        overrides: [
+          {
+            application: "web",
+            clusterSelector: { matchExpressions: [{ key: "size", operator: "In", values: ["large"] }] },
+            values: { replicaCount: 3 },
+          },
+        ],
+      });
+      await waitFor(
+        "shop",
+        "web on central too",
+        (x) => x.status?.applications?.find((a) => a.name === "web")?.ready === 3 && running(x, 3),
+      );
+      await readyPods(fx, "central", "shop", "web", 3, undefined);
+      await readyPods(fx, "store-1", "shop", "web", 2);
 
-    await fx.register("central", argoEdgeLabels.central);
-    await waitFor(
-      "shop",
-      "web gone from central",
-      (x) => x.status?.applications?.find((a) => a.name === "web")?.targets === 2 && running(x, 3),
-    );
-    await eventually(
-      "web's pods gone from central",
-      async () => ((await fx.pods("central", "shop", "web")).length === 0 ? true : undefined),
-      120_000,
-    );
-    await patchSpec("shop", { overrides: null as unknown as undefined });
+      await fx.register("central", argoEdgeLabels.central);
+      await waitFor(
+        "shop",
+        "web gone from central",
+        (x) => x.status?.applications?.find((a) => a.name === "web")?.targets === 2 && running(x, 3),
+      );
+      await eventually(
+        "web's pods gone from central",
+        async () => ((await fx.pods("central", "shop", "web")).length === 0 ? true : undefined),
+        120_000,
+      );
+    } finally {
+      await fx.register("central", argoEdgeLabels.central);
+      await patchSpec("shop", { overrides: null as unknown as undefined });
+    }
+    await waitFor("shop", "Running without overrides", (x) => running(x, 3));
   });
 
   it("upgrades, then rolls back to exactly the tree of an earlier revision", async () => {
@@ -336,7 +348,12 @@ describe("AppDeployment delivered by Argo CD", () => {
       },
       120_000,
     );
-    assert.equal((await fx.pods("store-1", "shop", "web")).length, 4, "not healed while suspended");
+    const scaled = await fx.edges["store-1"].client.get<KubeObject & { spec?: { replicas?: number } }>(
+      deploymentsResource,
+      "web",
+      "shop",
+    );
+    assert.equal(scaled?.spec?.replicas, 4, "not healed while suspended");
 
     await patchSpec("shop", { suspend: false });
     await waitFor("shop", "Running after resume", (x) => running(x, 3));
@@ -416,9 +433,8 @@ describe("AppDeployment delivered by Argo CD", () => {
       );
       // SIGKILL at random points for 15 s: around the commit, the ApplicationSets and status.
       const until = Date.now() + 15_000;
-      const kills = await operator.killRepeatedly(() => Date.now() < until, 100, 900);
+      const kills = await operator.killRepeatedly((k) => Date.now() < until || k < 3, 100, 900);
       console.log(`# deploy operator killed ${kills} times`);
-      assert.ok(kills >= 3, `only ${kills} kills`);
       const d = await waitFor("kiosk", "Running", (x) => running(x, 1));
       assert.equal(fx.git.log(fx.repo).length, commits + 1, "one commit for the new deployment");
       assert.equal(fx.git.log(fx.repo)[0], d.status?.commit);

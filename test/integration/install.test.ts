@@ -8,7 +8,8 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
-import { installOutpost } from "../support/install.ts";
+import { join } from "node:path";
+import { configDir, installOutpost } from "../support/install.ts";
 import { roleBindingsResource } from "../../operators/tenancy/project.ts";
 
 const controlPlane = useControlPlane();
@@ -123,6 +124,53 @@ describe("install manifests", () => {
       },
     );
     assert.equal(crds.status, 0, `the outpost category lists every kind: ${crds.stderr}`);
+  });
+
+  it("apply with both engines from config/argocd/engine: the flags, and each operator's Role in Argo CD's namespace", async () => {
+    const cp = controlPlane();
+    const kubectl = (...args: string[]) =>
+      spawnSync(cp.binaries.kubectl, ["--kubeconfig", cp.management.kubeconfig, ...args], {
+        encoding: "utf8",
+      });
+    assert.equal(kubectl("create", "namespace", "argocd").status, 0);
+    const apply = kubectl("apply", "-k", join(configDir, "argocd", "engine"));
+    assert.equal(apply.status, 0, apply.stderr);
+    const args = (deployment: string): string =>
+      kubectl(
+        "get",
+        "deployment",
+        deployment,
+        "-n",
+        "outpost-system",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].args}",
+      ).stdout;
+    for (const op of ["deploy", "interconnect", "ops"])
+      assert.match(args(`outpost-${op}`), /--engines=fleet,argocd/);
+    assert.match(args("outpost-service-proxy"), /--argocd-namespace=argocd/);
+    assert.doesNotMatch(args("outpost-catalog"), /--engines/);
+    // The deploy operator writes Argo CD's objects there; the others only read.
+    const inArgo = (verb: string, resource: string, group = "argoproj.io") => ({
+      verb,
+      resource,
+      group,
+      namespace: "argocd",
+    });
+    assert.equal(await allowed(sa("deploy"), inArgo("create", "applicationsets")), true);
+    assert.equal(await allowed(sa("deploy"), inArgo("update", "appprojects")), true);
+    assert.equal(await allowed(sa("deploy"), inArgo("create", "secrets", "")), true);
+    assert.equal(await allowed(sa("deploy"), inArgo("delete", "applications")), false);
+    assert.equal(await allowed(sa("ops"), inArgo("list", "secrets", "")), true);
+    assert.equal(await allowed(sa("ops"), inArgo("create", "applicationsets")), false);
+    assert.equal(
+      await allowed(sa("deploy"), {
+        verb: "create",
+        resource: "applicationsets",
+        group: "argoproj.io",
+        namespace: "default",
+      }),
+      false,
+    );
   });
 
   it("lets each operator do its work", async () => {

@@ -68,12 +68,13 @@ export class OperatorProcess {
   }
 
   /**
-   * Over and over while `going()`: wait until it is ready, SIGKILL it a random time in
-   * [minMs, maxMs) later and start it again at once. Resolves with the number of kills.
+   * Over and over while `going(kills so far)`: wait until it is ready, SIGKILL it a random
+   * time in [minMs, maxMs) later and start it again at once. Resolves with the number of
+   * kills. A slow machine gets fewer kills in a given time: make `going` ask for a number.
    */
-  async killRepeatedly(going: () => boolean, minMs: number, maxMs: number): Promise<number> {
+  async killRepeatedly(going: (kills: number) => boolean, minMs: number, maxMs: number): Promise<number> {
     let kills = 0;
-    while (going()) {
+    while (going(kills)) {
       await eventually(
         "the operator ready",
         async () =>
