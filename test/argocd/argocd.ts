@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
-import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import type { Cluster } from "../controlplane/controlplane.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/crds.ts";
 import { freePort } from "../controlplane/ports.ts";
@@ -38,16 +38,11 @@ export {
 } from "../../operators/deploy/argocd.ts";
 import { argoSecretTypeLabel as secretTypeLabel } from "../../operators/deploy/argocd.ts";
 
-const core = (kind: string, plural: string, namespaced = true): ResourceType => ({
-  group: "",
-  version: "v1",
-  kind,
-  plural,
-  namespaced,
-});
-const NamespaceResource = core("Namespace", "namespaces", false);
-const ConfigMapResource = core("ConfigMap", "configmaps");
-const SecretResource = core("Secret", "secrets");
+import {
+  configMapsResource as ConfigMapResource,
+  namespacesResource as NamespaceResource,
+  secretsResource as SecretResource,
+} from "../../operators/runtime/core.ts";
 
 /** The label Argo CD's settings informer selects its ConfigMaps and Secrets by (util/settings). */
 export const partOfLabel = "app.kubernetes.io/part-of";

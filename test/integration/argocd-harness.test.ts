@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
-import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import {
   AppProjectResource,
   ApplicationResource,
@@ -27,14 +27,10 @@ import { eventually, processesMentioning, useControlPlane } from "../support/con
 import { startGitServer, type GitServer } from "../support/git-server.ts";
 import { makeChart, pushChart, startOciRegistry, type OciRegistry } from "../support/services.ts";
 
-const ConfigMapResource: ResourceType = {
-  group: "",
-  version: "v1",
-  kind: "ConfigMap",
-  plural: "configmaps",
-  namespaced: true,
-};
-const SecretResource: ResourceType = { ...ConfigMapResource, kind: "Secret", plural: "secrets" };
+import {
+  configMapsResource as ConfigMapResource,
+  secretsResource as SecretResource,
+} from "../../operators/runtime/core.ts";
 
 const execFileAsync = promisify(execFile);
 const fieldManager = "outpost-argocd-test";
