@@ -345,7 +345,9 @@ describe("service proxy", () => {
       management: client,
       logger: pino({ level: "silent" }),
       secureCookie: false,
-      rate: 1,
+      // One token in 1000 s: no token comes back while the five requests run, however
+      // slow the machine (a rate of 1/s refilled one when the first three took a second).
+      rate: 0.001,
       burst: 3,
     });
     await limited.listen(0, "127.0.0.1");
