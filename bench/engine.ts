@@ -38,7 +38,7 @@ import { startGitServer } from "../test/support/git-server.ts";
 import { installOutpost } from "../test/support/install.ts";
 import { pushChart, startOciRegistry, type Chart } from "../test/support/services.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
-import { pool, rssMiB } from "./support.ts";
+import { cpuSeconds, machineCpuSeconds, pool, rssMiB } from "./support.ts";
 
 const edgeCount = Number(process.env.BENCH_ENGINE_EDGES ?? "8");
 const deployments = Number(process.env.BENCH_ENGINE_DEPLOYMENTS ?? "100");
@@ -216,7 +216,14 @@ export async function run(): Promise<BenchmarkResult> {
         },
       });
       const everyEdge = { clusterSelector: { matchLabels: { tier: "store" } } };
+      // CPU seconds used so far by Argo CD's processes, by the operator, and by the machine.
+      const cpu = (): { argo: number; operator: number; busy: number; total: number } => ({
+        argo: argo.processes().reduce((sum, p) => sum + cpuSeconds(p.pid), 0),
+        operator: operator.pid ? cpuSeconds(operator.pid) : 0,
+        ...machineCpuSeconds(),
+      });
       const timeline = async (name: string): Promise<Record<string, number>> => {
+        const cpuBefore = cpu();
         const start = performance.now();
         await client.create(AppDeploymentResource, deployment(name, everyEdge, name));
         const at: Record<string, number> = {};
@@ -240,21 +247,32 @@ export async function run(): Promise<BenchmarkResult> {
           if (d?.status?.phase === "Running") mark("running");
           return at.podsReady !== undefined && at.running !== undefined ? at : undefined;
         });
+        const cpuAfter = cpu();
+        at.cpuArgo = cpuAfter.argo - cpuBefore.argo;
+        at.cpuOperator = cpuAfter.operator - cpuBefore.operator;
+        at.cpuBusy = (cpuAfter.busy - cpuBefore.busy) / (cpuAfter.total - cpuBefore.total);
         return at;
       };
       console.error(
-        `(a) one deployment of ${apps.length} applications to ${edgeCount} edges, first and second`,
+        `(a) one deployment of ${apps.length} applications to ${edgeCount} edges: first, second, third (namespace present)`,
       );
       const first = await timeline("first");
       const second = await timeline("second");
+      // A third into a namespace that already exists on every edge: Argo CD's
+      // CreateNamespace adds a PreSync step for a namespace it has to create, which makes
+      // the sync multi-step (see docs/engines.md); here it has none.
+      await Promise.all(edges.map((e) => e.create(namespacesResource, { metadata: { name: "third" } })));
+      const third = await timeline("third");
       const runs: [string, Record<string, number>][] = [
         ["first deployment after registration", first],
         ["second deployment", second],
+        ["third deployment, into a namespace that exists on the edges", third],
       ];
       const steps = (t: Record<string, number>): string =>
         ["committed", "applicationSets", "applications", "synced", "podsReady", "running"]
           .map((k) => `${k} ${(t[k] ?? 0).toFixed(1)} s`)
-          .join(", ");
+          .join(", ") +
+        `; CPU: Argo CD ${(t.cpuArgo ?? 0).toFixed(1)} s, the operator ${(t.cpuOperator ?? 0).toFixed(1)} s, the machine ${((t.cpuBusy ?? 0) * 100).toFixed(0)} % busy`;
 
       // (b) many deployments at once, each to one edge.
       console.error(`(b) ${deployments} deployments at once, each to one of ${edgeCount} edges`);
@@ -298,6 +316,12 @@ export async function run(): Promise<BenchmarkResult> {
             ),
           ),
           metric("(a) second deployment: until it reports Running", second.running ?? 0, "s"),
+          ...runs.map(([what, t]) =>
+            metric(`(a) ${what}: CPU time of Argo CD's processes`, t.cpuArgo ?? 0, "s"),
+          ),
+          ...runs.map(([what, t]) =>
+            metric(`(a) ${what}: the machine's CPUs busy`, Math.round((t.cpuBusy ?? 0) * 100), "%"),
+          ),
           metric(
             `(b) ${deployments} deployments at once (${deployments * apps.length} Applications) until all Running`,
             manySeconds,
@@ -310,6 +334,7 @@ export async function run(): Promise<BenchmarkResult> {
         notes: [
           `(a) first deployment, from its apply: ${steps(first)}.`,
           `(a) second deployment, from its apply: ${steps(second)}.`,
+          `(a) third deployment (namespace already on the edges), from its apply: ${steps(third)}.`,
           `${edgeCount} edge API servers with 2 kwok nodes each, a management API server and Argo CD ${argo.version} on one machine (${machine().cpus} cores): every component shares the same CPUs.`,
           "The baseline applies rendered manifests directly (no Git, no Argo CD): the ratio is the cost of delivering through Git and Argo CD with per-cluster status.",
           "In (b) each deployment targets one edge (round robin), 3 applications each.",
@@ -322,7 +347,8 @@ export async function run(): Promise<BenchmarkResult> {
   } finally {
     await Promise.all(edges.map((e) => e.close()));
     await client.close();
-    await argo.stop();
+    await argo.stop({ keep: process.env.BENCH_KEEP === "1" });
+    if (process.env.BENCH_KEEP === "1") console.error(`Argo CD logs kept in ${argo.dir}`);
     await Promise.all([git.stop(), oci.stop()]);
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
-// Shared by the benchmarks: the API server's request counter, a process's memory, and a
-// bounded-concurrency loop.
+// Shared by the benchmarks: the API server's request counter, a process's memory and CPU
+// time, the machine's busy CPU time, and a bounded-concurrency loop.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -39,6 +39,28 @@ export async function apiRequests(access: ApiServerAccess, verbs?: string[]): Pr
 export function rssMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? "0") / 1024;
+}
+
+// Clock ticks a second of /proc's CPU times (USER_HZ: 100 on every Linux architecture
+// the benchmarks run on; `getconf CLK_TCK`).
+const ticksPerSecond = 100;
+
+/** CPU seconds (user + system) `pid` has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** Busy and total CPU seconds of the whole machine so far, summed over its CPUs (/proc/stat). */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal …
+  const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = t.reduce((a, b) => a + b, 0);
+  const idle = (t[3] ?? 0) + (t[4] ?? 0);
+  return { busy: (total - idle) / ticksPerSecond, total: total / ticksPerSecond };
 }
 
 /** Runs `fn(i)` for i in [0, count) with `inFlight` at a time. */
