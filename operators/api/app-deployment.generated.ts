@@ -329,6 +329,10 @@ export interface AppDeployment {
      */
     commit?: string;
     /**
+     * A digest of the deployment's rendered folder at status.commit (paths and contents). While the rendered folder stays the same, the deployment stays pinned to that commit, whatever else is committed to the repository.
+     */
+    treeDigest?: string;
+    /**
      * The content digest of the package release deployed.
      */
     packageDigest?: string;

@@ -112,6 +112,8 @@ interface Run {
   decision?: DropDecision;
   git?: GitConfig;
   commit?: string;
+  /** treeDigest of the deployment's folder and repository at `commit`. */
+  treeDigest?: string;
 }
 
 /** What an earlier sub-reconciler of the run found (a later one runs only after it). */
@@ -126,8 +128,8 @@ const next: Outcome = { next: true };
 type SubReconciler = (run: Run) => Promise<Outcome>;
 
 export class AppDeploymentReconciler {
-  /** Per deployment: the tree last synced to Git and its commit (skips needless clones). */
-  private readonly synced = new Map<string, { digest: string; commit: string; repo: string }>();
+  /** Per deployment: the tree (and repository) last synced to Git and its commit (skips needless clones). */
+  private readonly synced = new Map<string, { digest: string; commit: string }>();
   private readonly dropHoldMs: number;
   private readonly now: () => Date;
   private readonly gitStore: (c: GitCredentials) => GitStore;
@@ -465,7 +467,11 @@ export class AppDeploymentReconciler {
     };
   }
 
-  /** One commit for the whole tree, only when it differs from what was synced. */
+  /**
+   * One commit for the whole tree, only when it differs from what was synced. A deployment
+   * whose folder did not change stays pinned to the commit it was delivered at (status),
+   * not to the branch's head: other deployments' commits must not move its engine objects.
+   */
   private async reconcileGit(run: Run): Promise<Outcome> {
     const { dep, ns, name, hash } = run;
     const engine = required(run.engine, "engine");
@@ -473,10 +479,10 @@ export class AppDeploymentReconciler {
     run.git = git;
     const key = `${ns}/${name}`;
     const tree = treeOf(run.bundles.map((b) => ({ ...b, files: { ...b.files, ...engine.extraFiles(b) } })));
-    const digest = treeDigest(tree);
-    const where = `${git.repo.url}#${git.repo.branch}`;
+    const digest = treeDigest(tree, `${git.repo.url}#${git.repo.branch}`);
+    run.treeDigest = digest;
     const last = this.synced.get(key);
-    if (last?.digest === digest && last.repo === where) {
+    if (last?.digest === digest) {
       run.commit = last.commit;
       return next;
     }
@@ -488,8 +494,10 @@ export class AppDeploymentReconciler {
         files: tree,
         message: `${ns}/${name}: ${dep.spec.packageRef.name} ${dep.spec.packageRef.version} (revision hash ${hash})`,
       });
-      run.commit = res.commit;
-      this.synced.set(key, { digest, commit: res.commit, repo: where });
+      // Unchanged in Git (after a restart, say): the commit in status still holds this folder.
+      const pinned = !res.changed && dep.status?.treeDigest === digest ? dep.status.commit : undefined;
+      run.commit = pinned ?? res.commit;
+      this.synced.set(key, { digest, commit: run.commit });
       if (res.changed) {
         await this.manager.events.record(
           AppDeploymentResource,
@@ -540,6 +548,7 @@ export class AppDeploymentReconciler {
     const { dep, ns, name, status, hash } = run;
     const commit = run.commit ?? "";
     const packageDigest = run.pkg?.status?.contentDigest ?? "";
+    if (run.treeDigest) status.treeDigest = run.treeDigest;
     if (status.revisionHash !== hash || status.commit !== commit || status.revision === undefined) {
       const revisions = await client.list<ControllerRevision>(ControllerRevisionResource, {
         namespace: ns,

@@ -41,7 +41,8 @@ export const commitLabel = "fleet.cattle.io/commit";
 export interface GitRepo extends KubeObject {
   spec: {
     repo: string;
-    branch: string;
+    branch?: string;
+    revision?: string;
     paths: string[];
     targets: GitTarget[];
     paused: boolean;
@@ -62,11 +63,19 @@ export interface GitTargetRepo {
   secretName?: string;
 }
 
-/** The GitRepo delivering one bundle, owned by its AppDeployment. */
+/**
+ * The GitRepo delivering one bundle at `commit`, owned by its AppDeployment. Pinned by
+ * `revision`, with no `branch`: Fleet starts a job for a GitRepo whenever its commit
+ * moves (gitops/reconciler/gitjob_controller.go shouldCreateJob), so a GitRepo following
+ * the branch would re-run for every other deployment's commit; and its clone takes the
+ * branch over the revision when both are set (gitops/reconciler/gitjob.go, the gitcloner's
+ * arguments), so the branch must be absent for the pin to hold.
+ */
 export function gitRepoFor(
   dep: AppDeployment,
   bundle: RenderedBundle,
   git: GitTargetRepo,
+  commit: string,
   paused: boolean,
   targets: GitTarget[] = bundle.targets,
 ): GitRepo {
@@ -96,8 +105,7 @@ export function gitRepoFor(
     },
     spec: {
       repo: git.url,
-      // Always explicit: with no branch Fleet clones `master`.
-      branch: git.branch,
+      revision: commit,
       paths: [bundle.path],
       targets,
       paused,

@@ -330,9 +330,13 @@ export function treeOf(bundles: RenderedBundle[]): Map<string, string> {
   return tree;
 }
 
-/** A digest of a tree (paths and contents), to tell whether a commit would change anything. */
-export function treeDigest(tree: Map<string, string>): string {
+/**
+ * A digest of a tree (paths and contents) and, when given, of the repository it goes to:
+ * to tell whether a commit would change anything, and whether a commit holds it.
+ */
+export function treeDigest(tree: Map<string, string>, repository?: string): string {
   const h = createHash("sha256");
+  if (repository !== undefined) h.update(`${repository}\0\0`);
   for (const path of [...tree.keys()].sort()) h.update(`${path}\0${tree.get(path) ?? ""}\0`);
   return `sha256:${h.digest("hex")}`;
 }

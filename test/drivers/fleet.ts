@@ -1786,12 +1786,18 @@ async function readTree(dir: string, base = ""): Promise<Map<string, Buffer>> {
   return files;
 }
 
-/** The gitjob's clone at `commit`: the files of that commit. */
+/**
+ * The gitjob's clone (`fleet gitcloner`, gitops/reconciler/gitjob.go): of spec.branch when
+ * it is set — even with a revision, the branch wins — else of spec.revision, else of
+ * `master`. The job's COMMIT (what its Bundles are labelled with) is the GitRepo's
+ * status.commit whatever the clone holds, so a GitRepo with both a branch and a revision
+ * applies the branch's head under the revision's commit, as Fleet does.
+ */
 async function checkout(spec: GitRepoSpec, commit: string, auth: GitAuth | undefined): Promise<RepoTree> {
   const url = spec.repo ?? "";
   const dir = await mkdtemp(join(tmpdir(), "fleet-driver-"));
   try {
-    const byBranch = !spec.revision;
+    const byBranch = !!spec.branch || !spec.revision;
     await git
       .clone({
         fs,
@@ -1805,11 +1811,9 @@ async function checkout(spec: GitRepoSpec, commit: string, auth: GitAuth | undef
       .catch((err: unknown) => {
         throw gitError(err, url);
       });
-    const head = await git.resolveRef({ fs, dir, ref: "HEAD" });
-    if (head !== commit) {
-      // The branch moved since it was polled, or a revision was asked for.
-      if (byBranch) commit = head;
-      else await git.checkout({ fs, dir, ref: commit, force: true });
+    if (!byBranch) {
+      const head = await git.resolveRef({ fs, dir, ref: "HEAD" });
+      if (head !== commit) await git.checkout({ fs, dir, ref: commit, force: true });
     }
     return treeOf(commit, await readTree(dir));
   } finally {
@@ -2524,6 +2528,7 @@ export class FleetDriver {
   private readonly controls = new Map<string, ClusterControl>();
   private readonly trees = new Map<string, RepoTree>();
   private readonly revisions = new Map<string, number>();
+  private readonly jobCounts = new Map<string, number>();
   private readonly downstreamStore = new Map<string, Map<string, DownstreamObject>>();
   private readonly autoAgent: boolean;
   private lock: Promise<void> = Promise.resolve();
@@ -3055,8 +3060,18 @@ export class FleetDriver {
     status.conditions = setErrorCondition(status.conditions, "Accepted", undefined, now);
   }
 
+  /**
+   * Gitjobs started so far, per GitRepo (`<namespace>/<name>`): one each time
+   * shouldCreateJob holds (Fleet's gitjobs_created_success_total, per GitRepo).
+   */
+  jobsStarted(): Map<string, number> {
+    return new Map(this.jobCounts);
+  }
+
   /** The job: clone, `fleet apply`, write the Bundles. A failure is the job's termination message. */
   private async runJob(repo: GitRepo, commit: string, auth: GitAuth | undefined): Promise<JobOutcome> {
+    const key = `${repo.metadata.namespace ?? ""}/${repo.metadata.name ?? ""}`;
+    this.jobCounts.set(key, (this.jobCounts.get(key) ?? 0) + 1);
     try {
       const tree = await this.treeAt(repo, commit, auth);
       const all = await this.bundles();

@@ -107,7 +107,9 @@ describe("AppDeployment", () => {
     const repos = await gitRepos("storefront");
     assert.deepEqual(repos.map((r) => r.metadata.name).sort(), ["storefront-db", "storefront-web"]);
     for (const r of repos) {
-      assert.equal(r.spec.branch, "main");
+      // Pinned to the delivered commit; no branch (Fleet's clone would take the branch).
+      assert.equal(r.spec.revision, d.status.commit);
+      assert.equal(r.spec.branch, undefined);
       assert.equal(r.spec.paused, false);
       assert.deepEqual(r.spec.targets, [
         { name: "selected", clusterSelector: { matchLabels: { tier: "store" } } },
@@ -183,6 +185,52 @@ describe("AppDeployment", () => {
     );
     assert.equal(git.log("retail").length, before + 1, "no second commit for the same tree");
     assert.equal((await get("storefront"))?.status?.commit, d.status?.commit);
+  });
+
+  it("pins each GitRepo to its deployment's commit: another deployment's commit starts none of its jobs", async () => {
+    const storefront = await get("storefront");
+    const pinned = storefront?.status?.commit;
+    assert.ok(pinned);
+    await client.create(AppDeploymentResource, deployment("kiosk"));
+    await waitFor("kiosk", "Running", (x) => x.status?.phase === "Running");
+    const before = fleet.jobsStarted();
+    await client.mergePatch(AppDeploymentResource, "kiosk", ns, {
+      spec: {
+        parameters: [
+          ...(deployment("x").spec.parameters ?? []),
+          { application: "web", name: "replicaCount", value: "3" },
+        ],
+      },
+    });
+    const kiosk = await waitFor(
+      "kiosk",
+      "revision 2 running",
+      (x) => x.status?.revision === 2 && x.status.phase === "Running",
+    );
+    assert.equal(git.log("retail")[0], kiosk.status?.commit, "kiosk's change is the branch's head");
+    const after = fleet.jobsStarted();
+    // The witness that Fleet's gitjobs ran after the change: kiosk's web GitRepo got one.
+    assert.equal(after.get("retail/kiosk-web"), (before.get("retail/kiosk-web") ?? 0) + 1);
+    for (const repo of ["retail/storefront-web", "retail/storefront-db"])
+      assert.equal(after.get(repo), before.get(repo), `${repo}: no job for another deployment's commit`);
+    assert.ok((await gitRepos("storefront")).every((r) => r.spec.revision === pinned));
+
+    // A restart re-reads every deployment; an unchanged one keeps its commit.
+    await deploy.stop();
+    deploy = await startDeploy();
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, {
+      metadata: { annotations: { "outpost.dev/requestedAt": "pin-restart" } },
+    });
+    const handled = await waitFor(
+      "storefront",
+      "handled after restart",
+      (x) => x.status?.lastHandledReconcileAt === "pin-restart",
+    );
+    assert.equal(handled.status?.commit, pinned);
+    assert.ok((await gitRepos("storefront")).every((r) => r.spec.revision === pinned));
+
+    await client.delete(AppDeploymentResource, "kiosk", ns);
+    await eventually("kiosk gone", async () => ((await get("kiosk")) ? undefined : true), 60_000);
   });
 
   it("suspends and resumes delivery by pausing the GitRepos", async () => {

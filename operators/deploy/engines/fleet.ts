@@ -79,7 +79,7 @@ export class FleetEngine implements DeliveryEngine {
       .filter((r) => r.metadata.namespace === dep.metadata.namespace && ownedBy(r, dep));
   }
 
-  async apply({ deployment: dep, bundles, git }: Delivery): Promise<void> {
+  async apply({ deployment: dep, bundles, git, commit }: Delivery): Promise<void> {
     const { client, fieldManager } = this.manager;
     const ns = dep.metadata.namespace ?? "";
     const name = dep.metadata.name ?? "";
@@ -109,7 +109,7 @@ export class FleetEngine implements DeliveryEngine {
               [applicationLabel]: b.application,
               "app.kubernetes.io/managed-by": "outpost",
             },
-            ownerReferences: gitRepoFor(dep, b, git, false).metadata.ownerReferences,
+            ownerReferences: gitRepoFor(dep, b, git, commit, false).metadata.ownerReferences,
           },
           type: "Opaque",
           data,
@@ -127,7 +127,7 @@ export class FleetEngine implements DeliveryEngine {
     for (const b of bundles) {
       if (b.targets.length === 0) continue;
       keep.add(b.bundleName);
-      const desired = gitRepoFor(dep, b, git, false);
+      const desired = gitRepoFor(dep, b, git, commit, false);
       const have = existing.get(b.bundleName);
       if (have && sameGitRepo(have, desired)) continue;
       await client.apply(GitRepoResource, desired, { fieldManager });
