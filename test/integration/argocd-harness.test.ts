@@ -235,7 +235,11 @@ describe("Argo CD harness", () => {
     (await edge.get<KubeObject & { data?: Record<string, string> }>(ConfigMapResource, d.prefix, d.prefix))
       ?.data?.replicas;
 
-  /** Waits until the Application is Synced and Healthy at `revision` and the edge has `replicas`. */
+  /**
+   * Waits until the Application is Synced and Healthy at `revision`, its sync operation
+   * has finished (Argo CD reports Healthy before it marks the operation Succeeded), and the
+   * edge has `replicas`.
+   */
   async function delivered(d: Delivery, revision: string, replicas: string, timeoutMs = 180_000) {
     const app = await eventually(
       `${appName(d)} Synced and Healthy at ${revision.slice(0, 8)}`,
@@ -243,6 +247,7 @@ describe("Argo CD harness", () => {
         const app = await getApp(d);
         const s = summary(app);
         if (s.sync !== "Synced" || s.health !== "Healthy" || s.revisions?.[1] !== revision) return undefined;
+        if (s.phase === "Running") return undefined;
         return app;
       },
       timeoutMs,
