@@ -115,6 +115,7 @@ describe("render", () => {
       version: "18.2.4",
       releaseName: "web",
       valuesFiles: ["values.yaml"],
+      disablePreProcess: true,
     });
     assert.deepEqual(fw.dependsOn, [{ name: "storefront-db" }]);
     assert.deepEqual(fw.diff.comparePatches, [

@@ -243,6 +243,11 @@ export function render(input: RenderInput): RenderedBundle[] {
         version: app.spec.chart.version,
         releaseName,
         valuesFiles: ["values.yaml"],
+        // Values reach Helm as written: Fleet otherwise runs every value through Go
+        // templates with `${ }` delimiters whenever the cluster has labels
+        // (internal/cmd/controller/target/builder.go preprocessHelmValues), so a value
+        // such as "${HOME}" fails to deliver or is rewritten.
+        disablePreProcess: true,
         ...(secretName ? { valuesFrom: [{ secretKeyRef: { name: secretName, key: "values.yaml" } }] } : {}),
       },
       ...(secretName ? { downstreamResources: [{ kind: "Secret", name: secretName }] } : {}),

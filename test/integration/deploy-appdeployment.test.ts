@@ -476,6 +476,26 @@ describe("AppDeployment", () => {
     assert.ok((await gitRepos("named")).every((r) => r.spec.targets.length === 1));
   });
 
+  it("passes values to Helm as written: Fleet does not template them", async () => {
+    // Fleet runs values through Go templates with ${ } delimiters on clusters with labels
+    // unless helm.disablePreProcess is set (target/builder.go preprocessHelmValues).
+    const literal = { home: "${HOME}", cluster: "${ .ClusterName }" };
+    await client.create(
+      AppDeploymentResource,
+      deployment("literal", { applications: [{ name: "web", values: literal }] }),
+    );
+    await waitFor("literal", "Running", (x) => x.status?.phase === "Running");
+    const bds = await fleet.bundleDeployments({ bundle: "literal-web" });
+    assert.equal(bds.length, 2, "one per store cluster");
+    for (const bd of bds) {
+      const values = await fleet.valuesOf(bd);
+      assert.equal(values.home, "${HOME}");
+      assert.equal(values.cluster, "${ .ClusterName }");
+    }
+    await client.delete(AppDeploymentResource, "literal", ns);
+    await eventually("literal gone", async () => ((await get("literal")) ? undefined : true), 60_000);
+  });
+
   it("deletes GitRepos and the folder in Git (one commit), then goes away", async () => {
     const commits = git.log("retail").length;
     git.down();
