@@ -107,6 +107,89 @@ describe("deploy, interconnect, ops and tenancy API rules", () => {
     );
   });
 
+  it("AppDeployment: label selectors and names Fleet accepts", async () => {
+    const selector = (clusterSelector: Record<string, unknown>): Record<string, unknown> => ({
+      targets: { clusterSelector },
+    });
+    await client.create(
+      deployments,
+      dep(
+        selector({
+          matchLabels: { "example.com/ring": "pilot-1", site: "" },
+          matchExpressions: [
+            { key: "tier", operator: "In", values: ["store", "kiosk"] },
+            { key: "example.com/gpu", operator: "Exists" },
+          ],
+        }),
+      ),
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchExpressions: [{ key: "tier", operator: "In", values: [] }] })),
+      "values must list at least one value for In and NotIn",
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchExpressions: [{ key: "tier", operator: "NotIn" }] })),
+      "values must list at least one value for In and NotIn",
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchExpressions: [{ key: "tier", operator: "Exists", values: ["x"] }] })),
+      "must be empty for Exists and DoesNotExist",
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchExpressions: [{ key: "tier", operator: "In", values: ["a b"] }] })),
+      "every value must be a label value",
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchExpressions: [{ key: "-tier", operator: "Exists" }] })),
+      "key must be a label key",
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchLabels: { tier: "store!" } })),
+      "every value in matchLabels must be a label value",
+    );
+    await rejected(
+      deployments,
+      dep(selector({ matchLabels: { "a/b/c": "x" } })),
+      "every key in matchLabels must be a label key",
+    );
+    // The same rules hold for waves, overrides and per-application targets.
+    await rejected(
+      deployments,
+      dep({ rollout: { waves: [{ name: "w", clusterSelector: { matchLabels: { ring: "-0" } } }] } }),
+      "every value in matchLabels must be a label value",
+    );
+    await rejected(
+      deployments,
+      dep({
+        overrides: [
+          {
+            application: "web",
+            clusterSelector: { matchExpressions: [{ key: "ring", operator: "In" }] },
+            values: { a: 1 },
+          },
+        ],
+      }),
+      "values must list at least one value for In and NotIn",
+    );
+    await rejected(
+      deployments,
+      dep({ applications: [{ name: "db", targets: { clusterSelector: { matchLabels: { "": "x" } } } }] }),
+      "every key in matchLabels must be a label key",
+    );
+    await client.create(deployments, { ...dep({}), metadata: { name: "d".repeat(63), namespace: ns } });
+    await rejected(
+      deployments,
+      { ...dep({}), metadata: { name: "d".repeat(64), namespace: ns } },
+      "metadata.name must be at most 63 characters",
+    );
+  });
+
   it("Approval: cannot change", async () => {
     const a = await client.create(
       approvals,
