@@ -45,7 +45,7 @@ import { FleetEngine } from "./engines/fleet.ts";
 import { ControllerRevisionResource, deploymentLabel, type GitTargetRepo } from "./fleet.ts";
 import { GitStoreError, HttpGitStore, type GitStore } from "./gitstore.ts";
 import { guardDrop, revisionHash, type DropDecision } from "./lifecycle.ts";
-import { render, RenderError, treeDigest, treeOf, type RenderedBundle } from "./render.ts";
+import { bundleNameOf, render, RenderError, treeDigest, treeOf, type RenderedBundle } from "./render.ts";
 import {
   commitAnnotation,
   packageDigestAnnotation,
@@ -296,6 +296,8 @@ export class AppDeploymentReconciler {
         if (err instanceof RenderError) throw new StalledError("InvalidSpec", err.message);
         throw err;
       }
+      const conflict = this.nameConflict(dep, run.bundles);
+      if (conflict) throw new StalledError("NameConflict", conflict);
       run.pkg = pkg;
       run.registries = registries;
       return next;
@@ -304,6 +306,34 @@ export class AppDeploymentReconciler {
       run.status.phase = "Error";
       throw err;
     }
+  }
+
+  /**
+   * Another deployment of the namespace, created earlier, whose application would be
+   * delivered under the same name as one of this one's (the engine's objects would be
+   * shared): said so, naming both; the earlier deployment keeps the name.
+   */
+  private nameConflict(dep: AppDeployment, bundles: RenderedBundle[]): string | undefined {
+    const ns = dep.metadata.namespace ?? "";
+    const mine = new Map(bundles.map((b) => [b.bundleName, b.application]));
+    const earlier = (o: AppDeployment): boolean => {
+      const a = o.metadata.creationTimestamp ?? "";
+      const b = dep.metadata.creationTimestamp ?? "";
+      return a < b || (a === b && (o.metadata.name ?? "") < (dep.metadata.name ?? ""));
+    };
+    const packages = this.cache<DeploymentPackage>(DeploymentPackageResource);
+    for (const other of this.cache<AppDeployment>(AppDeploymentResource).byNamespace(ns)) {
+      if (other.metadata.uid === dep.metadata.uid || !earlier(other)) continue;
+      const ref = other.spec.packageRef;
+      const pkg = packages.get(`${ns}/${ref.name}-${ref.version}`);
+      for (const a of pkg?.spec.applications ?? []) {
+        const name = bundleNameOf(other.metadata.name ?? "", a.name);
+        const app = mine.get(name);
+        if (app === undefined) continue;
+        return `application ${app} of this deployment and application ${a.name} of AppDeployment ${other.metadata.name ?? ""} (created earlier) would both be delivered as ${name}: rename this deployment (its name joined with an application's name must not equal another deployment's)`;
+      }
+    }
+    return undefined;
   }
 
   /** Secret parameter values read from their Secrets: application → parameter → text. */
@@ -769,6 +799,18 @@ export function registerAppDeployments(manager: Manager, options: DeployOptions 
       },
       (o, old) =>
         (o as DeploymentPackage).status?.contentDigest !== (old as DeploymentPackage).status?.contentDigest,
+    )
+    // A deployment gone frees its names for one refused for a NameConflict.
+    .watches(
+      AppDeploymentResource,
+      (o) =>
+        deploymentsIn(
+          o.metadata.namespace ?? "",
+          (d) =>
+            d.metadata.uid !== o.metadata.uid &&
+            d.status?.conditions?.some((c) => c.reason === "NameConflict") === true,
+        ),
+      () => false,
     )
     // A project's engine choice.
     .watches(

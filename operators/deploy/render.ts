@@ -99,6 +99,14 @@ function gitTargets(targets: Targets): GitTarget[] {
   return (targets.clusters ?? []).map((c) => ({ name: dnsName(`cluster-${c}`, 63), clusterName: c }));
 }
 
+/**
+ * The name of a deployment's application in the engine (Bundle, GitRepo, ApplicationSet).
+ * Not injective: deployment a-b's application c and deployment a's application b-c share
+ * it, which the deployment reconciler refuses (NameConflict).
+ */
+export const bundleNameOf = (deployment: string, application: string): string =>
+  dnsName(`${deployment}-${application}`);
+
 /** The chart reference fleet.yaml needs for a chart in `registry`. */
 function chartRef(registry: Registry, chart: string): { chart: string; repo?: string } {
   if (registry.spec.type === "helm") return { repo: registry.spec.url, chart };
@@ -110,7 +118,7 @@ export function render(input: RenderInput): RenderedBundle[] {
   const { deployment: dep, pkg } = input;
   const depName = dep.metadata.name ?? "";
   const problems: string[] = [];
-  const bundleName = (app: string): string => dnsName(`${depName}-${app}`);
+  const bundleName = (app: string): string => bundleNameOf(depName, app);
 
   const byKey = new Map(
     pkg.spec.applications.map((a) => [`${a.name}-${a.version}`, input.applications.get(a.name)] as const),

@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
 import { approve, deploymentStatus, diff, formatStatus, history, rollback } from "../../cli/deploy.ts";
-import { AppDeploymentResource, ApprovalResource } from "../../operators/api/resources.generated.ts";
+import {
+  AppDeploymentResource,
+  ApplicationResource,
+  ApprovalResource,
+  DeploymentPackageResource,
+} from "../../operators/api/resources.generated.ts";
 import { ControllerRevisionResource, GitRepoResource, type GitRepo } from "../../operators/deploy/fleet.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
 import { revisionHash } from "../../operators/deploy/lifecycle.ts";
@@ -19,6 +24,7 @@ import { kubeConfigFromFile } from "../controlplane/index.ts";
 import type { FleetDriver } from "../drivers/fleet.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import {
+  packageResolved,
   shopDeployment,
   startDeployFixture,
   waitForDeployment,
@@ -474,6 +480,57 @@ describe("AppDeployment", () => {
     assert.ok(Date.now() - before >= 2_000, `released after ${Date.now() - before} ms`);
     assert.equal(done.status?.phase, "Running");
     assert.ok((await gitRepos("named")).every((r) => r.spec.targets.length === 1));
+  });
+
+  it("refuses a deployment delivered under another's names, committing nothing, until that one goes", async () => {
+    // Package "combo" has an application named web-db: deployment "pair" would deliver it as
+    // pair-web-db, the name of deployment "pair-web"'s application db.
+    await client.create(ApplicationResource, {
+      metadata: { name: "web-db-1.0.0", namespace: ns },
+      spec: {
+        name: "web-db",
+        version: "1.0.0",
+        chart: { registryRef: { name: "charts" }, name: "web", version: "1.0.0" },
+      },
+    } as KubeObject);
+    await client.create(DeploymentPackageResource, {
+      metadata: { name: "combo-1.0.0", namespace: ns },
+      spec: { name: "combo", version: "1.0.0", applications: [{ name: "web-db", version: "1.0.0" }] },
+    } as KubeObject);
+    await packageResolved(client, ns, "combo-1.0.0");
+    await client.create(AppDeploymentResource, deployment("pair-web"));
+    await waitFor("pair-web", "Running", (x) => x.status?.phase === "Running");
+    const commits = git.log("retail").length;
+
+    await client.create(
+      AppDeploymentResource,
+      deployment("pair", { packageRef: { name: "combo", version: "1.0.0" }, parameters: [] }),
+    );
+    const refused = await waitFor(
+      "pair",
+      "NameConflict",
+      (x) => getCondition(x.status?.conditions, "Ready")?.reason === "NameConflict",
+    );
+    assert.match(
+      getCondition(refused.status?.conditions, "Ready")?.message ?? "",
+      /application web-db of this deployment and application db of AppDeployment pair-web \(created earlier\) would both be delivered as pair-web-db/,
+    );
+    assert.equal(git.log("retail").length, commits, "nothing committed");
+    assert.ok(!git.files("retail").some((f) => f.startsWith("pair/")));
+    assert.deepEqual(await gitRepos("pair"), [], "no GitRepo written");
+    const shared = await client.get<GitRepo>(GitRepoResource, "pair-web-db", ns);
+    assert.equal(shared?.metadata.labels?.["outpost.dev/deployment"], "pair-web", "the earlier one keeps it");
+
+    // Deleting pair-web frees the name: pair is delivered without being touched.
+    await client.delete(AppDeploymentResource, "pair-web", ns);
+    await eventually("pair-web gone", async () => ((await get("pair-web")) ? undefined : true), 60_000);
+    await waitFor("pair", "Running", (x) => x.status?.phase === "Running");
+    assert.deepEqual(
+      (await gitRepos("pair")).map((r) => r.metadata.name),
+      ["pair-web-db"],
+    );
+    await client.delete(AppDeploymentResource, "pair", ns);
+    await eventually("pair gone", async () => ((await get("pair")) ? undefined : true), 60_000);
   });
 
   it("passes values to Helm as written: Fleet does not template them", async () => {
