@@ -5,7 +5,9 @@ import { describe, it } from "node:test";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Informer } from "../runtime/informer.ts";
 import {
+  clusterDisplayNameLabel,
   ClusterInventory,
+  targetedClusters,
   type ClusterSource,
   type ClusterSourceName,
   type InventoryCluster,
@@ -77,5 +79,37 @@ describe("ClusterInventory", () => {
     // a goes silent: offline once the reuse window has passed.
     now = new Date(now.getTime() + 120_000);
     assert.deepEqual([...inv.offline("ns")].sort(), ["a", "b", "d"]);
+  });
+});
+
+describe("targetedClusters", () => {
+  const cluster = (name: string, labels: Record<string, string> = {}) => ({ metadata: { name, labels } });
+  const clusters = [
+    cluster("c-m-8x2k", { [clusterDisplayNameLabel]: "store-1", tier: "store" }),
+    cluster("store-2", { tier: "store" }),
+    cluster("central", { tier: "central" }),
+  ];
+  const names = (targets: Parameters<typeof targetedClusters>[0]) =>
+    targetedClusters(targets, clusters).map((c) => c.metadata.name);
+
+  it("matches a name by the cluster's name or its Rancher display name, as Fleet does", () => {
+    assert.deepEqual(names([{ name: "a", clusterName: "store-1" }]), ["c-m-8x2k"]);
+    assert.deepEqual(names([{ name: "a", clusterName: "c-m-8x2k" }]), ["c-m-8x2k"]);
+    assert.deepEqual(names([{ name: "a", clusterName: "store-2" }]), ["store-2"]);
+    assert.deepEqual(names([{ name: "a", clusterName: "nowhere" }]), []);
+  });
+
+  it("ORs targets and ANDs a target's criteria", () => {
+    assert.deepEqual(
+      names([
+        { name: "a", clusterName: "central" },
+        { name: "b", clusterSelector: { matchLabels: { tier: "store" } } },
+      ]),
+      ["c-m-8x2k", "store-2", "central"],
+    );
+    assert.deepEqual(
+      names([{ name: "a", clusterName: "store-1", clusterSelector: { matchLabels: { tier: "central" } } }]),
+      [],
+    );
   });
 });

@@ -43,7 +43,14 @@ export interface ClusterSource {
   onChange(handler: (namespace: string) => void): void;
 }
 
-/** The clusters a target list selects (targets are ORed; a target's criteria ANDed). */
+/** Rancher's label for a cluster's display name, which Fleet's targets by name also match. */
+export const clusterDisplayNameLabel = "management.cattle.io/cluster-display-name";
+
+/**
+ * The clusters a target list selects (targets are ORed; a target's criteria ANDed). A
+ * target by name matches the cluster's name or its display-name label, as Fleet matches
+ * (internal/cmd/controller/target/matcher/clustermatcher.go NewClusterMatcher).
+ */
 export function targetedClusters<C extends { metadata: { name?: string; labels?: Record<string, string> } }>(
   targets: GitTarget[],
   clusters: C[],
@@ -51,7 +58,9 @@ export function targetedClusters<C extends { metadata: { name?: string; labels?:
   return clusters.filter((c) =>
     targets.some(
       (t) =>
-        (t.clusterName === undefined || t.clusterName === c.metadata.name) &&
+        (t.clusterName === undefined ||
+          t.clusterName === c.metadata.name ||
+          t.clusterName === c.metadata.labels?.[clusterDisplayNameLabel]) &&
         (t.clusterSelector === undefined || matches(t.clusterSelector, c.metadata.labels)),
     ),
   );
