@@ -265,7 +265,16 @@ describe("AppDeployment", () => {
       metadata: { name: "storefront-stale", namespace: ns },
       spec: { deploymentRef: { name: "storefront" }, revisionHash: "0000000000000000" },
     } as KubeObject);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // The witness: a reconcile that ran after the operator saw the stale Approval.
+    await eventually("the operator sees the stale Approval", () =>
+      Promise.resolve(
+        deploy.informer(ApprovalResource).cache.get(`${ns}/storefront-stale`) ? true : undefined,
+      ),
+    );
+    await client.mergePatch(AppDeploymentResource, "storefront", ns, {
+      metadata: { annotations: { "outpost.dev/requestedAt": "stale-approval" } },
+    });
+    await waitFor("storefront", "handled", (x) => x.status?.lastHandledReconcileAt === "stale-approval");
     assert.equal(
       (await get("storefront"))?.status?.phase,
       "AwaitingApproval",
