@@ -218,7 +218,7 @@ export interface AppDeployment {
      */
     rollout?: {
       /**
-       * How many clusters (a number or a percentage such as 25%) may be updating at once.
+       * How many clusters (a number or a percentage such as 25%) may be updating at once; at least 1 (Fleet updates no cluster with 0). Without it, Fleet's default of 100% lets every wave update at once.
        */
       maxUnavailable?: number | string;
       /**

@@ -105,6 +105,14 @@ describe("deploy, interconnect, ops and tenancy API rules", () => {
       dep({ rollout: { maxUnavailable: -1 } }),
       "maxUnavailable must be a number of clusters",
     );
+    // Fleet updates no cluster with a maxUnavailable of 0.
+    for (const maxUnavailable of [0, "0%", "101%"])
+      await rejected(
+        deployments,
+        dep({ rollout: { maxUnavailable } }),
+        "with 0 Fleet never updates a cluster",
+      );
+    await client.create(deployments, dep({ rollout: { maxUnavailable: "100%" } }));
   });
 
   it("AppDeployment: label selectors and names Fleet accepts", async () => {

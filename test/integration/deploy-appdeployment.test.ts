@@ -447,6 +447,20 @@ describe("AppDeployment", () => {
       bundle?.spec.rolloutStrategy?.partitions?.map((p) => p.name),
       ["pilot", "remaining"],
     );
+    assert.equal(getCondition(d.status.conditions, "SpecApplied"), undefined);
+    // Without maxUnavailable, Fleet's default of 100% gates no wave: said so.
+    await client.mergePatch(AppDeploymentResource, "waves", ns, {
+      spec: { rollout: { maxUnavailable: null } },
+    });
+    const ungated = await waitFor(
+      "waves",
+      "SpecApplied=False",
+      (x) => getCondition(x.status?.conditions, "SpecApplied")?.status === "False",
+    );
+    assert.match(
+      getCondition(ungated.status?.conditions, "SpecApplied")?.message ?? "",
+      /without spec\.rollout\.maxUnavailable Fleet updates every wave at once/,
+    );
     await fleet.setLabels("central", { tier: "central" });
     await fleet.setLabels("store-1", { tier: "store" });
   });

@@ -171,8 +171,18 @@ export class FleetEngine implements DeliveryEngine {
     return new Map(this.owned(dep).map((r) => [r.metadata.name ?? "", r.spec.targets]));
   }
 
-  limits(): string[] {
-    return [];
+  limits(dep: AppDeployment): string[] {
+    const rollout = dep.spec.rollout;
+    const out: string[] = [];
+    // Fleet's default maxUnavailable is 100% (internal/cmd/controller/target/rollout.go):
+    // partitions then gate nothing.
+    if (rollout?.waves?.length && rollout.maxUnavailable === undefined)
+      out.push(
+        "spec.rollout.waves: without spec.rollout.maxUnavailable Fleet updates every wave at once (its default is 100%); set maxUnavailable (such as 1 or 10%) for a wave to wait for the one before",
+      );
+    if (rollout?.waves?.some((w) => w.pauseAfter))
+      out.push("spec.rollout.waves[].pauseAfter: the Fleet engine does not pause between waves yet");
+    return out;
   }
 
   holds(dep: AppDeployment): boolean {
