@@ -176,7 +176,11 @@ describe("leader election", () => {
       metadata: { name: "after-loss", namespace: "default" },
       spec: {},
     });
-    await new Promise((r) => setTimeout(r, 1000));
+    // The witness: the manager's informer has the object, so its event reached the
+    // controller (handlers run as the cache is updated) and could only have been dropped.
+    await eventually("the informer to see the object", () =>
+      Promise.resolve(manager.informer(samples).cache.get("default/after-loss") ? true : undefined),
+    );
     assert.equal(reconciler.reconciles, before, "no reconcile after the lease was lost");
     await manager.stop();
   });
