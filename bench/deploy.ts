@@ -12,13 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { AppDeployment } from "../operators/api/app-deployment.generated.ts";
-import {
-  AppDeploymentResource,
-  ApplicationResource,
-  DeploymentPackageResource,
-  RegistryResource,
-} from "../operators/api/resources.generated.ts";
-import { gitSecretName } from "../operators/deploy/app-deployment.ts";
+import { AppDeploymentResource } from "../operators/api/resources.generated.ts";
 import {
   BundleDeploymentResource,
   FleetClusterResource,
@@ -35,8 +29,8 @@ import { packageResolved } from "../test/support/deploy.ts";
 import { startGitServer } from "../test/support/git-server.ts";
 import { makeChart, pushChart, startOciRegistry } from "../test/support/services.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
-import { apiRequests, apiServerAccess, pool, rssMiB } from "./support.ts";
-import { namespacesResource, secretsResource } from "../operators/runtime/core.ts";
+import { apiRequests, apiServerAccess, createBenchShop, pool, rssMiB } from "./support.ts";
+import { namespacesResource } from "../operators/runtime/core.ts";
 
 const clusters = Number(process.env.BENCH_CLUSTERS ?? "10000");
 const deployments = Number(process.env.BENCH_DEPLOYMENTS ?? "1000");
@@ -75,36 +69,15 @@ export async function run(): Promise<BenchmarkResult> {
     for (const n of [ns, "baseline", ...Array.from({ length: clusterNamespaces }, (_, i) => `cluster-${i}`)])
       await client.create(namespacesResource, { metadata: { name: n } });
     git.createRepo("bench");
-    await client.create(secretsResource, {
-      metadata: { name: gitSecretName, namespace: ns },
-      stringData: { url: `${git.url}/bench.git`, branch: "main" },
-    } as KubeObject);
-    await client.create(RegistryResource, {
-      metadata: { name: "charts", namespace: ns },
-      spec: { type: "oci", url: `${oci.url}/charts` },
-    } as KubeObject);
-    for (const a of apps) {
-      await client.create(ApplicationResource, {
-        metadata: { name: `${a}-1.0.0`, namespace: ns },
-        spec: {
-          name: a,
-          version: "1.0.0",
-          chart: { registryRef: { name: "charts" }, name: a, version: "1.0.0" },
-        },
-      } as KubeObject);
-    }
-    await client.create(DeploymentPackageResource, {
-      metadata: { name: "shop-1.0.0", namespace: ns },
-      spec: {
-        name: "shop",
-        version: "1.0.0",
-        applications: apps.map((name) => ({ name, version: "1.0.0" })),
-        dependencies: [
-          { application: "web", requires: "api" },
-          { application: "api", requires: "db" },
-        ],
-      },
-    } as KubeObject);
+    await createBenchShop(client, ns, {
+      gitUrl: `${git.url}/bench.git`,
+      ociUrl: oci.url,
+      apps,
+      dependencies: [
+        { application: "web", requires: "api" },
+        { application: "api", requires: "db" },
+      ],
+    });
 
     console.error(`clusters: ${clusters} Fleet Clusters (16 in flight), agents checked in`);
     const clusterStart = performance.now();

@@ -14,16 +14,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { AppDeployment } from "../operators/api/app-deployment.generated.ts";
-import {
-  AppDeploymentResource,
-  ApplicationResource,
-  DeploymentPackageResource,
-  ProjectResource,
-  RegistryResource,
-} from "../operators/api/resources.generated.ts";
-import { gitSecretName } from "../operators/deploy/app-deployment.ts";
+import { AppDeploymentResource, ProjectResource } from "../operators/api/resources.generated.ts";
 import { KubeClient, type KubeObject } from "../operators/runtime/client.ts";
-import { namespacesResource, podsResource, secretsResource } from "../operators/runtime/core.ts";
+import { namespacesResource, podsResource } from "../operators/runtime/core.ts";
 import {
   ApplicationSetResource,
   ArgoApplicationResource,
@@ -38,7 +31,7 @@ import { startGitServer } from "../test/support/git-server.ts";
 import { installOutpost } from "../test/support/install.ts";
 import { pushChart, startOciRegistry, type Chart } from "../test/support/services.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
-import { cpuSeconds, machineCpuSeconds, pool, rssMiB } from "./support.ts";
+import { cpuSeconds, createBenchShop, machineCpuSeconds, pool, rssMiB } from "./support.ts";
 
 const edgeCount = Number(process.env.BENCH_ENGINE_EDGES ?? "8");
 const deployments = Number(process.env.BENCH_ENGINE_DEPLOYMENTS ?? "100");
@@ -97,32 +90,7 @@ export async function run(): Promise<BenchmarkResult> {
       spec: { delivery: { engine: "argocd" }, harbor: { enabled: false }, git: { enabled: false } },
     } as KubeObject);
     await client.create(namespacesResource, { metadata: { name: ns } });
-    await client.create(secretsResource, {
-      metadata: { name: gitSecretName, namespace: ns },
-      stringData: { url: `${git.url}/${ns}.git`, branch: "main" },
-    } as KubeObject);
-    await client.create(RegistryResource, {
-      metadata: { name: "charts", namespace: ns },
-      spec: { type: "oci", url: `${oci.url}/charts` },
-    } as KubeObject);
-    for (const a of apps) {
-      await client.create(ApplicationResource, {
-        metadata: { name: `${a}-1.0.0`, namespace: ns },
-        spec: {
-          name: a,
-          version: "1.0.0",
-          chart: { registryRef: { name: "charts" }, name: a, version: "1.0.0" },
-        },
-      } as KubeObject);
-    }
-    await client.create(DeploymentPackageResource, {
-      metadata: { name: "shop-1.0.0", namespace: ns },
-      spec: {
-        name: "shop",
-        version: "1.0.0",
-        applications: apps.map((name) => ({ name, version: "1.0.0" })),
-      },
-    } as KubeObject);
+    await createBenchShop(client, ns, { gitUrl: `${git.url}/${ns}.git`, ociUrl: oci.url, apps });
     for (const [i, cluster] of cp.edges.entries()) {
       await registerArgoEdge(cp, client, {
         ns,

@@ -5,6 +5,14 @@ import { dirname, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { httpsGet } from "../test/controlplane/http.ts";
 import { mapLimit } from "../operators/runtime/pool.ts";
+import {
+  ApplicationResource,
+  DeploymentPackageResource,
+  RegistryResource,
+} from "../operators/api/resources.generated.ts";
+import { gitSecretName } from "../operators/deploy/app-deployment.ts";
+import type { KubeClient, KubeObject } from "../operators/runtime/client.ts";
+import { secretsResource } from "../operators/runtime/core.ts";
 
 export interface ApiServerAccess {
   server: string;
@@ -61,6 +69,50 @@ export function machineCpuSeconds(): { busy: number; total: number } {
   const total = t.reduce((a, b) => a + b, 0);
   const idle = (t[3] ?? 0) + (t[4] ?? 0);
   return { busy: (total - idle) / ticksPerSecond, total: total / ticksPerSecond };
+}
+
+/**
+ * A namespace ready to deploy package shop 1.0.0: Secret outpost-git naming `gitUrl`,
+ * Registry charts at `<ociUrl>/charts`, an Application per name in `apps` (chart of the
+ * same name, 1.0.0), and the package of them with `dependencies`.
+ */
+export async function createBenchShop(
+  client: KubeClient,
+  ns: string,
+  options: {
+    gitUrl: string;
+    ociUrl: string;
+    apps: string[];
+    dependencies?: { application: string; requires: string }[];
+  },
+): Promise<void> {
+  await client.create(secretsResource, {
+    metadata: { name: gitSecretName, namespace: ns },
+    stringData: { url: options.gitUrl, branch: "main" },
+  } as KubeObject);
+  await client.create(RegistryResource, {
+    metadata: { name: "charts", namespace: ns },
+    spec: { type: "oci", url: `${options.ociUrl}/charts` },
+  } as KubeObject);
+  for (const a of options.apps) {
+    await client.create(ApplicationResource, {
+      metadata: { name: `${a}-1.0.0`, namespace: ns },
+      spec: {
+        name: a,
+        version: "1.0.0",
+        chart: { registryRef: { name: "charts" }, name: a, version: "1.0.0" },
+      },
+    } as KubeObject);
+  }
+  await client.create(DeploymentPackageResource, {
+    metadata: { name: "shop-1.0.0", namespace: ns },
+    spec: {
+      name: "shop",
+      version: "1.0.0",
+      applications: options.apps.map((name) => ({ name, version: "1.0.0" })),
+      ...(options.dependencies ? { dependencies: options.dependencies } : {}),
+    },
+  } as KubeObject);
 }
 
 /** Runs `fn(i)` for i in [0, count) with `inFlight` at a time. */
