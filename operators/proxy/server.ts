@@ -187,13 +187,11 @@ export class ServiceProxy {
 
   /** Starts the caches, then listens on `port` (0: any) of `host`. */
   async listen(port: number, host = "0.0.0.0"): Promise<void> {
-    // Optional informers (kinds that may not be installed) start without being waited for.
-    const required: Promise<void>[] = [];
-    for (const i of Object.values(this.informers) as { optional: boolean; start(): Promise<void> }[]) {
-      if (i.optional) void i.start();
-      else required.push(i.start());
-    }
-    await Promise.all(required);
+    // Routes are resolved from the caches: serve only once each holds a complete list, or
+    // (kinds that may not be installed) its kind is known not to be served. Otherwise the
+    // first requests after a start get 404 for routes that exist.
+    const informers = Object.values(this.informers) as Informer<KubeObject>[];
+    await Promise.all(informers.map((i) => (i.optional ? (void i.start(), i.settled) : i.start())));
     const server = createServer((req, res) => {
       void this.handle(req, res);
     });

@@ -61,6 +61,9 @@ export class Informer<T extends KubeObject> {
   private restartFrom: string | undefined;
   /** Resolves after the first complete list. */
   readonly synced: Promise<void>;
+  /** Resolves after the first complete list, or once the kind is known not to be served. */
+  readonly settled: Promise<void>;
+  private settledResolve!: () => void;
   hasSynced = false;
   restarts = 0;
   /** The last list found the kind not served (404): its CRD is not installed. */
@@ -75,6 +78,10 @@ export class Informer<T extends KubeObject> {
     this.resource = resource;
     this.optional = options.optional ?? false;
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
+    this.settled = new Promise((resolve) => (this.settledResolve = resolve));
+    void this.synced.then(() => {
+      this.settledResolve();
+    });
   }
 
   addHandler(handler: EventHandler<T>): void {
@@ -122,6 +129,7 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.notServed = ApiError.isNotFound(err) && this.resourceVersion === undefined;
+        if (this.notServed) this.settledResolve();
         if (ApiError.isGone(err)) {
           this.options.onRestart?.("gone", err);
           this.resourceVersion = undefined;

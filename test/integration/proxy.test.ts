@@ -340,6 +340,37 @@ describe("service proxy", () => {
     assert.equal(backend.seen.length, seenBefore);
   });
 
+  it("serves a route from the first request after a start", async () => {
+    // Routes are resolved from caches, Fleet's kinds among them. Fleet's GitRepos are listed
+    // slowly here (each list answered 500 ms late): a proxy that listened before that list
+    // completed answered 404 for a route that exists.
+    const slowGitRepos = new Proxy(client, {
+      get(target, prop) {
+        if (prop === "list") {
+          return async (r: ResourceType, o?: Parameters<KubeClient["list"]>[1]) => {
+            if (r.plural === "gitrepos") await new Promise((resolve) => setTimeout(resolve, 500));
+            return target.list(r, o);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const fresh = new ServiceProxy({
+      management: slowGitRepos,
+      logger: pino({ level: "silent" }),
+      secureCookie: false,
+    });
+    await fresh.listen(0, "127.0.0.1");
+    try {
+      const res = await request(`http://127.0.0.1:${fresh.port}${route}/`, { headers: bearer("alice") });
+      const text = await res.body.text();
+      assert.equal(res.statusCode, 200, text);
+    } finally {
+      await fresh.close(500);
+    }
+  });
+
   it("limits the request rate per user", async () => {
     const limited = new ServiceProxy({
       management: client,

@@ -129,6 +129,27 @@ describe("Informer", () => {
     assert.equal(informer.cache.byNamespace("inf").length, 1);
   });
 
+  it("settles for a kind that is not served, and only after the first list for one that is", async () => {
+    const c = client();
+    await namespace(c, "inf-settle");
+    await c.create(configMaps, { metadata: { name: "listed", namespace: "inf-settle" } });
+    const missing = informerFor<KubeObject>(
+      c,
+      { group: "nowhere.outpost.dev", version: "v1", kind: "Missing", plural: "missings", namespaced: true },
+      { optional: true },
+    );
+    void missing.start();
+    await missing.settled;
+    assert.equal(missing.notServed, true, "settled because the kind is not served");
+    assert.equal(missing.hasSynced, false);
+
+    const present = informerFor<ConfigMap>(c, configMaps, { namespace: "inf-settle", optional: true });
+    void present.start();
+    await present.settled;
+    assert.ok(present.hasSynced, "settled only once the list completed");
+    assert.ok(present.cache.get("inf-settle/listed"));
+  });
+
   it("misses nothing across an API server restart", async () => {
     const cp = controlPlane();
     const c = client();
