@@ -47,6 +47,15 @@ const manifestTypes = [
 ].join(", ");
 const maxArchiveBytes = 20 * 1024 * 1024;
 
+/**
+ * Whether a registry URL is reached over plain HTTP: http://, or oci:// to a loopback host
+ * (as Docker and Helm treat local registries). Engines need it said (Fleet's helm secret
+ * basicHTTP, Argo CD's insecureOCIForceHttp).
+ */
+export function plainHttp(url: string): boolean {
+  return url.startsWith("http://") || /^oci:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(\/|$)/.test(url);
+}
+
 const sha = (b: Buffer): string => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 export class RegistryClient {
@@ -69,8 +78,7 @@ export class RegistryClient {
    * except to a loopback host, which is plain HTTP as Docker and Helm treat local registries.
    */
   private oci(): { base: string; prefix: string } {
-    const loopback = /^oci:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(\/|$)/.test(this.access.url);
-    const u = new URL(this.access.url.replace(/^oci:\/\//, loopback ? "http://" : "https://"));
+    const u = new URL(this.access.url.replace(/^oci:\/\//, plainHttp(this.access.url) ? "http://" : "https://"));
     return { base: `${u.protocol}//${u.host}`, prefix: u.pathname.replace(/^\/+|\/+$/g, "") };
   }
 

@@ -35,11 +35,14 @@ export async function registryAccess(client: KubeClient, registry: Registry): Pr
   const creds = registry.spec.credentialsSecretRef;
   if (creds) {
     const data = await secretData(client, ns, creds.name, "registry credentials");
+    // Both may be given: clients that take a token use it, the others (Fleet, Argo CD) the
+    // username and password.
     if (data.token) access.token = data.token;
-    else if (data.username !== undefined) {
+    if (data.username !== undefined) {
       access.username = data.username;
       access.password = data.password ?? "";
-    } else {
+    }
+    if (access.token === undefined && access.username === undefined) {
       throw new ReconcileError(
         "InvalidSecret",
         `Secret ${ns}/${creds.name} needs the keys username and password, or the key token`,

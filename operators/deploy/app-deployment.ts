@@ -19,6 +19,8 @@ import type { Approval } from "../api/approval.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
 import type { Project } from "../api/project.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
+import type { RegistryAccess } from "../catalog/registry-client.ts";
+import { registryAccess } from "../catalog/secrets.ts";
 import {
   AppDeploymentResource,
   ApplicationResource,
@@ -107,6 +109,8 @@ interface Run {
   bundles: RenderedBundle[];
   pkg?: DeploymentPackage;
   registries: Map<string, Registry>;
+  /** How to reach the registries the bundles' charts come from, by Registry name. */
+  access: Map<string, RegistryAccess>;
   engine?: DeliveryEngine;
   hash: string;
   decision?: DropDecision;
@@ -209,6 +213,7 @@ export class AppDeploymentReconciler {
         name: dep.metadata.name ?? "",
         bundles: [],
         registries: new Map(),
+        access: new Map(),
         hash: revisionHash(dep.spec),
       };
       for (const step of this.steps) {
@@ -298,6 +303,7 @@ export class AppDeploymentReconciler {
       }
       const conflict = this.nameConflict(dep, run.bundles);
       if (conflict) throw new StalledError("NameConflict", conflict);
+      run.access = await this.chartAccess(ns, run.bundles, registries);
       run.pkg = pkg;
       run.registries = registries;
       return next;
@@ -334,6 +340,33 @@ export class AppDeploymentReconciler {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The credentials and CA of each Registry the bundles' charts come from, read on every
+   * reconcile so that engine copies follow a changed Secret. Fleet and Argo CD log in to
+   * chart registries with a username and password only: a Registry whose Secret holds a
+   * token alone is refused here, before anything is committed or delivered.
+   */
+  private async chartAccess(
+    ns: string,
+    bundles: RenderedBundle[],
+    registries: Map<string, Registry>,
+  ): Promise<Map<string, RegistryAccess>> {
+    const out = new Map<string, RegistryAccess>();
+    for (const name of new Set(bundles.map((b) => b.chart.registry))) {
+      const registry = registries.get(name);
+      if (!registry) continue;
+      const access = await registryAccess(this.manager.client, registry);
+      if (access.token !== undefined && access.username === undefined) {
+        throw new ReconcileError(
+          "RegistryCredentialsUnsupported",
+          `Registry ${name}: its Secret ${registry.spec.credentialsSecretRef?.name ?? ""} holds only a token, but Fleet and Argo CD fetch charts with a username and password; add the keys username and password to that Secret (for Harbor: the robot account's name and secret)`,
+        );
+      }
+      out.set(name, access);
+    }
+    return out;
   }
 
   /** Secret parameter values read from their Secrets: application → parameter → text. */
@@ -557,6 +590,7 @@ export class AppDeploymentReconciler {
       git: git.repo,
       commit,
       registries: run.registries,
+      access: run.access,
     });
     const limits = engine.limits(run.dep);
     if (limits.length > 0) this.condition(run, "SpecApplied", false, "NotAppliedByEngine", limits.join("; "));

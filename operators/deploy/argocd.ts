@@ -7,6 +7,7 @@ import { stringify } from "yaml";
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
+import { plainHttp } from "../catalog/registry-client.ts";
 import type { DeliveredApp } from "./engines/engine.ts";
 import { namespaceAnnotation, releaseAnnotation, type GitTargetRepo } from "./fleet.ts";
 import { contentLabel, dnsName, type GitTarget, type RenderedBundle } from "./render.ts";
@@ -146,15 +147,14 @@ export function chartSource(
   chart: string,
 ): { repoURL: string; chart: string; oci: boolean; plainHttp: boolean } {
   const url = registry.spec.url.replace(/\/+$/, "");
-  if (registry.spec.type === "helm")
-    return { repoURL: url, chart, oci: false, plainHttp: url.startsWith("http://") };
+  if (registry.spec.type === "helm") return { repoURL: url, chart, oci: false, plainHttp: plainHttp(url) };
   // Argo CD names Helm charts in OCI registries by host/path, without a scheme
   // (util/helm/client.go; the repository Secret says enableOCI).
   return {
     repoURL: url.replace(/^(https?|oci):\/\//, ""),
     chart,
     oci: true,
-    plainHttp: url.startsWith("http://"),
+    plainHttp: plainHttp(url),
   };
 }
 

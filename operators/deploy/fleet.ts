@@ -2,6 +2,8 @@
 // 0.16), and the GitRepo of one rendered bundle — a pure function. Fleet's API: see
 // docs/architecture.md ("Delivery to Fleet").
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
+import type { Registry } from "../api/registry.generated.ts";
+import { plainHttp, type RegistryAccess } from "../catalog/registry-client.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import type { GitTarget, RenderedBundle } from "./render.ts";
 
@@ -47,6 +49,8 @@ export interface GitRepo extends KubeObject {
     targets: GitTarget[];
     paused: boolean;
     clientSecretName?: string;
+    helmSecretName?: string;
+    helmRepoURLRegex?: string;
     pollingInterval?: string;
   };
   status?: {
@@ -64,6 +68,49 @@ export interface GitTargetRepo {
 }
 
 /**
+ * How Fleet's gitjob is to fetch a bundle's chart: the helm Secret the GitRepo names
+ * (`spec.helmSecretName`, keys as gitops/reconciler/gitjob.go volumesFromSecret and
+ * argsAndEnvs read them: username, password, cacerts, basicHTTP) and the URL prefix the
+ * credentials may be sent to. Fleet forwards them only to charts whose URL matches
+ * `spec.helmRepoURLRegex` — none when it is empty (bundlereader/resources.go
+ * shouldAddAuthToRequest) — so the prefix is the Registry's own URL. Undefined when an
+ * anonymous HTTPS registry needs nothing.
+ */
+export interface HelmAccess {
+  secretName: string;
+  urlRegex: string;
+  data: Record<string, string>;
+}
+
+const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+export function helmAccessFor(
+  bundle: RenderedBundle,
+  registry: Registry,
+  access: RegistryAccess | undefined,
+): HelmAccess | undefined {
+  const data: Record<string, string> = {};
+  if (access?.username !== undefined) {
+    data.username = access.username;
+    data.password = access.password ?? "";
+  }
+  if (access?.caPem) data.cacerts = access.caPem;
+  // Helm's registry client speaks HTTPS to oci:// unless told otherwise (loaddirectory.go
+  // downloadOCIChart: ClientOptPlainHTTP only with basicHTTP).
+  if (registry.spec.type !== "helm" && plainHttp(registry.spec.url)) data.basicHTTP = "true";
+  if (Object.keys(data).length === 0) return undefined;
+  const url = registry.spec.url.replace(/\/+$/, "");
+  // What Fleet matches the regex against: helm.repo for a Helm repository, else the chart
+  // reference (oci://host/path/chart, see render.ts chartRef).
+  const prefix = registry.spec.type === "helm" ? url : `${url.replace(/^(https?|oci):\/\//, "oci://")}/`;
+  return {
+    secretName: `${bundle.bundleName}-helm`,
+    urlRegex: `${escapeRegex(prefix)}${registry.spec.type === "helm" ? "(?:/|$)" : ""}`,
+    data,
+  };
+}
+
+/**
  * The GitRepo delivering one bundle at `commit`, owned by its AppDeployment. Pinned by
  * `revision`, with no `branch`: Fleet starts a job for a GitRepo whenever its commit
  * moves (gitops/reconciler/gitjob_controller.go shouldCreateJob), so a GitRepo following
@@ -78,6 +125,7 @@ export function gitRepoFor(
   commit: string,
   paused: boolean,
   targets: GitTarget[] = bundle.targets,
+  helm?: HelmAccess,
 ): GitRepo {
   const name = dep.metadata.name ?? "";
   return {
@@ -110,6 +158,7 @@ export function gitRepoFor(
       targets,
       paused,
       ...(git.secretName ? { clientSecretName: git.secretName } : {}),
+      ...(helm ? { helmSecretName: helm.secretName, helmRepoURLRegex: helm.urlRegex } : {}),
     },
   };
 }

@@ -9,7 +9,7 @@
 //   1. agent management: a namespace per Cluster, agent check-ins (lastSeen);
 //   2. the gitjob: polling the branch, cloning, `fleet apply` (fleet.yaml → Bundles);
 //   3. the bundle controller: targeting, rollout, BundleDeployments per (bundle, cluster);
-//   4. the agents: "deploying" BundleDeployments (no Helm, no chart download) and
+//   4. the agents: "deploying" BundleDeployments (no Helm) and
 //      reporting their status as Fleet's agent does;
 //   5. the status controllers of BundleDeployments, Clusters, ClusterGroups, GitRepos.
 //
@@ -27,8 +27,9 @@
 // with gitJobStatus=Failed; a Bundle's Ready=False replaces the GitRepo's Ready; with
 // rolloutStrategy.partitions a cluster no partition selects is never deployed.
 //
-// Simplifications: charts are not downloaded (a stand-in Chart.yaml takes their place in
-// Bundle resources, so deployment IDs have Fleet's shape but not Fleet's values); the
+// Simplifications: charts are downloaded with the GitRepo's helm Secret as Fleet's gitjob
+// does (fleet-charts.ts), but a stand-in Chart.yaml takes their place in Bundle resources,
+// so deployment IDs have Fleet's shape but not Fleet's values; the
 // downstream cluster is simulated and holds only what downstreamResources copied there;
 // Go templates in helm values support `${ .ClusterName }`-style lookups only; Content
 // objects, finalizers on Bundles and BundleDeployments, resources/resourceCounts in
@@ -43,6 +44,13 @@ import { gzipSync } from "node:zlib";
 import git from "isomorphic-git";
 import http from "isomorphic-git/http/node";
 import { parseAllDocuments } from "yaml";
+import {
+  downloadChart,
+  helmAuthFromSecret,
+  shouldAddAuth,
+  type ChartFetch,
+  type HelmAuth,
+} from "./fleet-charts.ts";
 import {
   ApiError,
   type KubeClient,
@@ -419,6 +427,9 @@ export interface GitRepoSpec {
   revision?: string;
   targetNamespace?: string;
   clientSecretName?: string;
+  helmSecretName?: string;
+  helmSecretNameForPaths?: string;
+  helmRepoURLRegex?: string;
   paths?: string[];
   paused?: boolean;
   serviceAccount?: string;
@@ -1145,6 +1156,8 @@ export interface BuiltBundle {
   spec: BundleSpec;
   /** Data of the values Secret (helmvalues.ExtractValues): key → JSON. */
   valuesData: Record<string, string>;
+  /** Charts the job downloads (resources.go addRemoteCharts): the bundle's and its targets'. */
+  remoteCharts: HelmOptions[];
 }
 
 /** StateRank (bundle_types.go) */
@@ -1662,7 +1675,10 @@ function readBundle(repo: GitRepo, tree: RepoTree, dir: string): { bundle?: Buil
     t.helm ? { ...t, helm: { ...t.helm, values: undefined, valuesFiles: undefined } } : t,
   );
   spec.valuesHash = Object.keys(valuesData).length > 0 ? valuesHashOf(valuesData) : "";
-  return { bundle: { name, dir, labels, spec: dropUndefined(spec), valuesData }, errors: [] };
+  return {
+    bundle: { name, dir, labels, spec: dropUndefined(spec), valuesData, remoteCharts: charts },
+    errors: [],
+  };
 }
 
 function isLocalChart(h: HelmOptions, tree: RepoTree, dir: string): boolean {
@@ -2529,6 +2545,7 @@ export class FleetDriver {
   private readonly trees = new Map<string, RepoTree>();
   private readonly revisions = new Map<string, number>();
   private readonly jobCounts = new Map<string, number>();
+  private readonly fetches: ChartFetch[] = [];
   private readonly downstreamStore = new Map<string, Map<string, DownstreamObject>>();
   private readonly autoAgent: boolean;
   private lock: Promise<void> = Promise.resolve();
@@ -3082,12 +3099,80 @@ export class FleetDriver {
         this.log(`gitjob ${repo.metadata.name ?? ""} failed: ${result.error}`);
         return { status: "Failed", message: result.error };
       }
+      const download = await this.downloadCharts(repo, result.bundles);
+      if (download) {
+        this.log(`gitjob ${repo.metadata.name ?? ""} failed: ${download}`);
+        return { status: "Failed", message: download };
+      }
       await this.writeBundles(repo, result.bundles);
       return { status: "Current", message: "" };
     } catch (err) {
       if (err instanceof ApiError && err.code >= 500) throw err;
       return { status: "Failed", message: errorText(err) };
     }
+  }
+
+  /**
+   * Chart downloads so far (fleet-charts.ts): which GitRepo fetched which chart URL, with
+   * which username, and the error if it failed.
+   */
+  chartFetches(): ChartFetch[] {
+    return [...this.fetches];
+  }
+
+  /**
+   * resources.go addRemoteCharts: every remote chart of every bundle is downloaded, with the
+   * GitRepo's helm Secret where helmRepoURLRegex allows it (fleet-charts.ts). The job fails
+   * on the first error, with Fleet's message; undefined when all were fetched.
+   */
+  private async downloadCharts(repo: GitRepo, bundles: BuiltBundle[]): Promise<string | undefined> {
+    const key = `${repo.metadata.namespace ?? ""}/${repo.metadata.name ?? ""}`;
+    if (repo.spec.helmSecretNameForPaths)
+      return `spec.helmSecretNameForPaths (credentials per path, apply.go AuthByPath) is not simulated by the Fleet test driver`;
+    let auth: HelmAuth = { username: "", password: "", insecureSkipVerify: false, basicHTTP: false };
+    if (repo.spec.helmSecretName) {
+      const secret = await this.client.get<Secret>(
+        SecretResource,
+        repo.spec.helmSecretName,
+        repo.metadata.namespace,
+      );
+      if (!secret)
+        return `the gitjob's pod cannot start: secret "${repo.spec.helmSecretName}" not found (MountVolume.SetUp failed for volume "helm-secret"); the Fleet test driver reports it as a failed job, Fleet leaves the job pending`;
+      auth = helmAuthFromSecret(
+        Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, unb64(v)])),
+      );
+    }
+    const regex = repo.spec.helmRepoURLRegex;
+    for (const b of bundles) {
+      const seen = new Set<string>();
+      for (const h of b.remoteCharts) {
+        const id = `${h.chart ?? ""}:${h.repo ?? ""}:${h.version ?? ""}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        let forward: boolean;
+        try {
+          forward = shouldAddAuth(regex, h);
+        } catch (err) {
+          return (err as Error).message;
+        }
+        const used: HelmAuth = forward ? auth : { ...auth, username: "", password: "" };
+        const stripped = !forward && !regex && (auth.username !== "" || auth.password !== "");
+        try {
+          const { url } = await downloadChart(h, used, stripped);
+          this.fetches.push({ gitRepo: key, url, ...(used.username ? { username: used.username } : {}) });
+        } catch (err) {
+          const message = (err as Error).message;
+          this.fetches.push({
+            gitRepo: key,
+            url: h.repo ?? h.chart ?? "",
+            ...(used.username ? { username: used.username } : {}),
+            error: message,
+          });
+          return message;
+        }
+      }
+    }
+    return undefined;
   }
 
   /** apply.go pruneBundlesNotFoundInRepo + writeBundle (Bundle, then its values Secret). */

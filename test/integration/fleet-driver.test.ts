@@ -32,6 +32,14 @@ import {
 } from "../drivers/fleet.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { startGitServer, type GitServer } from "../support/git-server.ts";
+import {
+  makeChart,
+  pushChart,
+  startHelmRepo,
+  startOciRegistry,
+  type HelmRepo,
+  type OciRegistry,
+} from "../support/services.ts";
 
 const namespaces: ResourceType = {
   group: "",
@@ -55,6 +63,12 @@ let server: GitServer;
 let driver: FleetDriver;
 let repoURL: string;
 const store = new HttpGitStore();
+/** Charts as Fleet's gitjob downloads them: a Helm repository and an OCI registry (plain HTTP). */
+let helmRepo: HelmRepo;
+let oci: OciRegistry;
+const ociChart = (name: string): string => `oci://127.0.0.1:${oci.port}/charts/${name}`;
+/** The helm Secret every GitRepo here names: Helm speaks HTTPS to oci:// without basicHTTP. */
+const plainHttp = "charts-plain-http";
 
 const cond = (conds: Condition[] | undefined, type: string): Condition | undefined =>
   conds?.find((c) => c.type === type);
@@ -76,9 +90,14 @@ async function push(prefix: string, files: Record<string, unknown>): Promise<str
 }
 
 async function gitRepo(name: string, spec: Partial<GitRepo["spec"]>, namespace = ws): Promise<void> {
+  await client.apply(
+    secrets,
+    { metadata: { name: plainHttp, namespace }, stringData: { basicHTTP: "true" } } as KubeObject,
+    { fieldManager: "test", force: true },
+  );
   await client.create<GitRepo>(GitRepoResource, {
     metadata: { name, namespace },
-    spec: { repo: repoURL, ...spec },
+    spec: { repo: repoURL, helmSecretName: plainHttp, ...spec },
   });
 }
 
@@ -97,7 +116,7 @@ const shopFiles = (greeting: string): Record<string, unknown> => ({
     labels: { "outpost.dev/application": "db" },
     defaultNamespace: "shop",
     helm: {
-      repo: "https://charts.example.com",
+      repo: helmRepo.url,
       chart: "postgresql",
       version: "12.1.0",
       releaseName: "db",
@@ -110,7 +129,7 @@ const shopFiles = (greeting: string): Record<string, unknown> => ({
   "web/fleet.yaml": {
     defaultNamespace: "shop",
     helm: {
-      chart: "oci://registry.example.com/charts/web",
+      chart: ociChart("web"),
       version: "1.2.3",
       values: { replicas: 1, image: { tag: "a" } },
       valuesFiles: ["values.yaml"],
@@ -134,6 +153,10 @@ describe("Fleet test driver", () => {
     client = new KubeClient(kubeConfigFromFile(cp.management.kubeconfig));
     await client.create(namespaces, { metadata: { name: ws } });
     server = await startGitServer();
+    oci = await startOciRegistry();
+    for (const version of ["1.0.0", "1.2.3"])
+      await pushChart(oci.url, "charts", await makeChart({ name: "web", version }));
+    helmRepo = await startHelmRepo([await makeChart({ name: "postgresql", version: "12.1.0" })]);
     repoURL = server.createRepo("fleet");
     driver = new FleetDriver(client, { namespace: ws });
     await driver.registerCluster("store-1", { env: "prod", region: "eu" });
@@ -150,6 +173,7 @@ describe("Fleet test driver", () => {
   after(async () => {
     await driver.stop();
     await server.stop();
+    await Promise.all([oci.stop(), helmRepo.stop()]);
     await client.close();
   });
 
@@ -412,12 +436,12 @@ describe("Fleet test driver", () => {
   it("fails the job on an unknown fleet.yaml key; a dependsOn naming no bundle fails per cluster", async () => {
     await push("typo", {
       "app/fleet.yaml": {
-        helm: { chart: "oci://registry.example.com/charts/web", version: "1.0.0", valuesFile: ["v.yaml"] },
+        helm: { chart: ociChart("web"), version: "1.0.0", valuesFile: ["v.yaml"] },
       },
     });
     await push("dep", {
       "app/fleet.yaml": {
-        helm: { chart: "oci://registry.example.com/charts/web", version: "1.0.0" },
+        helm: { chart: ociChart("web"), version: "1.0.0" },
         dependsOn: [{ name: "nope" }],
       },
     });
@@ -444,13 +468,77 @@ describe("Fleet test driver", () => {
       await client.delete(GitRepoResource, name, ws);
   });
 
+  it("downloads charts with the helm Secret only where helmRepoURLRegex allows, as Fleet's gitjob", async () => {
+    const privateRepo = await startHelmRepo([await makeChart({ name: "vault", version: "0.1.0" })], {
+      basicAuth: "fleet:chart-pass",
+    });
+    try {
+      await client.create(secrets, {
+        metadata: { name: "vault-creds", namespace: ws },
+        stringData: { username: "fleet", password: "chart-pass" },
+      } as KubeObject);
+      await push("vault", {
+        "app/fleet.yaml": { helm: { repo: privateRepo.url, chart: "vault", version: "0.1.0" } },
+      });
+      const escaped = privateRepo.url.replace(/[.]/g, "\\.");
+      // resources.go shouldAddAuthToRequest: no regex, no credentials; a regex for another
+      // host, none either; the repository's own URL, the credentials.
+      await gitRepo("vault-noregex", {
+        branch: "main",
+        paths: ["vault"],
+        targets: prod,
+        helmSecretName: "vault-creds",
+      });
+      await gitRepo("vault-other", {
+        branch: "main",
+        paths: ["vault"],
+        targets: prod,
+        helmSecretName: "vault-creds",
+        helmRepoURLRegex: "https://charts\\.example\\.com",
+      });
+      await gitRepo("vault-own", {
+        branch: "main",
+        paths: ["vault"],
+        targets: prod,
+        helmSecretName: "vault-creds",
+        helmRepoURLRegex: escaped,
+      });
+      await driver.sync();
+      const stalled = async (name: string) => cond((await getRepo(name)).status?.conditions, "Stalled");
+      const noRegex = await stalled("vault-noregex");
+      assert.equal(noRegex?.status, "True");
+      assert.match(
+        noRegex.message ?? "",
+        /^failed to resolve URL of repo=http:\/\/127\.0\.0\.1:\d+ chart=vault version=0\.1\.0: .*401.*: helmRepoURLRegex is empty, so Helm credentials were not forwarded; set spec\.helmRepoURLRegex to allow credential forwarding$/,
+      );
+      const other = await stalled("vault-other");
+      assert.equal(other?.status, "True");
+      assert.doesNotMatch(other.message ?? "", /helmRepoURLRegex is empty/);
+      assert.notEqual((await stalled("vault-own"))?.status, "True");
+      assert.equal((await driver.bundles("vault-own")).length, 1);
+      const basic = `Basic ${Buffer.from("fleet:chart-pass").toString("base64")}`;
+      const byAuth = privateRepo.requests.map(
+        (r) => `${r.url} ${r.authorization === basic ? "auth" : "none"}`,
+      );
+      assert.deepEqual([...new Set(byAuth)].sort(), [
+        "/charts/vault-0.1.0.tgz auth",
+        "/index.yaml auth",
+        "/index.yaml none",
+      ]);
+      for (const name of ["vault-noregex", "vault-other", "vault-own"])
+        await client.delete(GitRepoResource, name, ws);
+    } finally {
+      await privateRepo.stop();
+    }
+  });
+
   it("applies BundleDeployments only on applyAll() when autoAgent is off", async () => {
     const manual = "fleet-manual";
     await client.create(namespaces, { metadata: { name: manual } });
     const d = new FleetDriver(client, { namespace: manual, autoAgent: false });
     await d.registerCluster("edge", { env: "prod" });
     await push("solo", {
-      "app/fleet.yaml": { helm: { chart: "oci://registry.example.com/charts/web", version: "1.0.0" } },
+      "app/fleet.yaml": { helm: { chart: ociChart("web"), version: "1.0.0" } },
     });
     await gitRepo("solo", { branch: "main", paths: ["solo"], targets: prod }, manual);
     await d.sync();

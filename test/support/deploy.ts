@@ -59,7 +59,13 @@ const app = (ns: string, name: string, parameters: object[], values: object): Ku
 export async function createShop(
   client: KubeClient,
   ns: string,
-  options: { git: string; registry: string; profileValues?: object },
+  options: {
+    git: string;
+    registry: string;
+    profileValues?: object;
+    /** Secret keys the Registry's credentials Secret (charts-credentials) holds. */
+    registryCredentials?: Record<string, string>;
+  },
 ): Promise<void> {
   const values = options.profileValues ?? { replicaCount: 1 };
   await client.create(namespacesResource, { metadata: { name: ns } });
@@ -72,9 +78,19 @@ export async function createShop(
     metadata: { name: "db-password", namespace: ns },
     stringData: { password: "s3cret-value" },
   } as KubeObject);
+  if (options.registryCredentials) {
+    await client.create(secretsResource, {
+      metadata: { name: "charts-credentials", namespace: ns },
+      stringData: options.registryCredentials,
+    } as KubeObject);
+  }
   await client.create(RegistryResource, {
     metadata: { name: "charts", namespace: ns },
-    spec: { type: "oci", url: options.registry },
+    spec: {
+      type: "oci",
+      url: options.registry,
+      ...(options.registryCredentials ? { credentialsSecretRef: { name: "charts-credentials" } } : {}),
+    },
   } as KubeObject);
   await client.create(
     ApplicationResource,

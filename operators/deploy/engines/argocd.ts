@@ -8,7 +8,6 @@
 // finalizer removes them.
 import { createHash } from "node:crypto";
 import type { AppDeployment } from "../../api/app-deployment.generated.ts";
-import type { Registry } from "../../api/registry.generated.ts";
 import { fromArgoClusterSecret, type ClusterInventory } from "../../inventory/inventory.ts";
 import { ApiError, type KubeObject } from "../../runtime/client.ts";
 import { secretsResource } from "../../runtime/core.ts";
@@ -147,7 +146,7 @@ export class ArgoCDEngine implements DeliveryEngine {
     this.written.set(key, { digest, at: Date.now() });
   }
 
-  async apply({ deployment: dep, bundles, git, commit, registries }: Delivery): Promise<void> {
+  async apply({ deployment: dep, bundles, git, commit, registries, access }: Delivery): Promise<void> {
     const ns = dep.metadata.namespace ?? "";
     const { client } = this.manager;
 
@@ -169,25 +168,14 @@ export class ArgoCDEngine implements DeliveryEngine {
         "secret",
       );
     }
-    const used = new Map<string, Registry>();
-    for (const b of bundles) {
-      const r = registries.get(b.chart.registry);
-      if (r) used.set(b.chart.registry, r);
-    }
-    for (const [name, registry] of used) {
+    // Chart registries: their credentials as the reconciler read them (a token-only
+    // Registry is refused before delivery).
+    for (const name of new Set(bundles.map((b) => b.chart.registry))) {
+      const registry = registries.get(name);
+      if (!registry) continue;
       const src = chartSource(registry, "");
       sourceRepos.push(src.repoURL);
-      const ref = registry.spec.credentialsSecretRef?.name;
-      const creds = ref ? await client.get<SecretObject>(secretsResource, ref, ns) : undefined;
-      if (
-        ref &&
-        decode(creds?.data, "token") !== undefined &&
-        decode(creds?.data, "password") === undefined
-      ) {
-        throw new Error(
-          `Registry ${name}: Argo CD fetches Helm charts with a username and password only, but Secret ${ref} holds a token; give the Registry a Secret with keys username and password`,
-        );
-      }
+      const creds = access.get(name);
       await this.write(
         `secret/${ns}/registry/${name}`,
         repositorySecretFor({
@@ -198,8 +186,8 @@ export class ArgoCDEngine implements DeliveryEngine {
           type: "helm",
           oci: src.oci,
           plainHttp: src.plainHttp,
-          username: decode(creds?.data, "username"),
-          password: decode(creds?.data, "password"),
+          username: creds?.username,
+          password: creds?.password,
         }),
         "secret",
       );

@@ -5,6 +5,7 @@
 // for that commit, applies them, reports per-cluster state, pauses and deletes.
 import type { AppDeployment } from "../../api/app-deployment.generated.ts";
 import type { Registry } from "../../api/registry.generated.ts";
+import type { RegistryAccess } from "../../catalog/registry-client.ts";
 import type { KubeObject } from "../../runtime/client.ts";
 import type { Informer } from "../../runtime/informer.ts";
 import type { ClusterSourceName } from "../../inventory/inventory.ts";
@@ -24,6 +25,8 @@ export interface Delivery {
   commit: string;
   /** The namespace's Registries, by name (chart repositories and their credentials). */
   registries: Map<string, Registry>;
+  /** The credentials and CA of the Registries the bundles' charts come from, by name. */
+  access: Map<string, RegistryAccess>;
 }
 
 /** An application a deployment delivers, as ops, interconnect and the proxy need it. */

@@ -15,9 +15,11 @@ import {
   deploymentLabel,
   gitRepoFor,
   GitRepoResource,
+  helmAccessFor,
+  type HelmAccess,
   type GitRepo,
 } from "../fleet.ts";
-import type { GitTarget } from "../render.ts";
+import type { GitTarget, RenderedBundle } from "../render.ts";
 import { fleetStates, slimBundleDeployment, type FleetBundleDeployment } from "../status.ts";
 import type { Delivery, DeliveryEngine, EngineWatch } from "./engine.ts";
 
@@ -79,7 +81,7 @@ export class FleetEngine implements DeliveryEngine {
       .filter((r) => r.metadata.namespace === dep.metadata.namespace && ownedBy(r, dep));
   }
 
-  async apply({ deployment: dep, bundles, git, commit }: Delivery): Promise<void> {
+  async apply({ deployment: dep, bundles, git, commit, registries, access }: Delivery): Promise<void> {
     const { client, fieldManager } = this.manager;
     const ns = dep.metadata.namespace ?? "";
     const name = dep.metadata.name ?? "";
@@ -92,17 +94,18 @@ export class FleetEngine implements DeliveryEngine {
       })
     ).items.filter((o) => ownedBy(o, dep));
     const wanted = new Set<string>();
-    for (const b of bundles) {
-      if (!b.secret) continue;
-      wanted.add(b.secret.name);
-      const data = { "values.yaml": Buffer.from(b.secret.valuesYaml).toString("base64") };
-      const have = ownSecrets.find((s) => s.metadata.name === b.secret?.name);
-      if (have && isDeepStrictEqual(have.data, data)) continue;
+    const writeSecret = async (b: RenderedBundle, secretName: string, text: Record<string, string>) => {
+      wanted.add(secretName);
+      const data = Object.fromEntries(
+        Object.entries(text).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+      );
+      const have = ownSecrets.find((s) => s.metadata.name === secretName);
+      if (have && isDeepStrictEqual(have.data, data)) return;
       await client.apply(
         secretsResource,
         {
           metadata: {
-            name: b.secret.name,
+            name: secretName,
             namespace: ns,
             labels: {
               [deploymentLabel]: name,
@@ -116,6 +119,19 @@ export class FleetEngine implements DeliveryEngine {
         },
         { fieldManager },
       );
+    };
+    // Chart credentials: the helm Secret Fleet's gitjob fetches the chart with, kept equal
+    // to the Registry's Secrets on every delivery.
+    const helm = new Map<string, HelmAccess>();
+    for (const b of bundles) {
+      const registry = registries.get(b.chart.registry);
+      const h = registry && helmAccessFor(b, registry, access.get(b.chart.registry));
+      if (!h) continue;
+      helm.set(b.bundleName, h);
+      await writeSecret(b, h.secretName, h.data);
+    }
+    for (const b of bundles) {
+      if (b.secret) await writeSecret(b, b.secret.name, { "values.yaml": b.secret.valuesYaml });
     }
     for (const s of ownSecrets) {
       if (!wanted.has(s.metadata.name ?? "")) await client.delete(secretsResource, s.metadata.name ?? "", ns);
@@ -127,7 +143,7 @@ export class FleetEngine implements DeliveryEngine {
     for (const b of bundles) {
       if (b.targets.length === 0) continue;
       keep.add(b.bundleName);
-      const desired = gitRepoFor(dep, b, git, commit, false);
+      const desired = gitRepoFor(dep, b, git, commit, false, b.targets, helm.get(b.bundleName));
       const have = existing.get(b.bundleName);
       if (have && sameGitRepo(have, desired)) continue;
       await client.apply(GitRepoResource, desired, { fieldManager });

@@ -1,0 +1,63 @@
+// The helm Secret and URL regex a GitRepo needs for Fleet's gitjob to fetch its chart
+// (Fleet v0.16.1 gitops/reconciler/gitjob.go, bundlereader/resources.go).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Registry } from "../api/registry.generated.ts";
+import { helmAccessFor } from "./fleet.ts";
+import type { RenderedBundle } from "./render.ts";
+
+const bundle = { bundleName: "shop-web" } as RenderedBundle;
+const registry = (type: "oci" | "helm", url: string): Registry => ({
+  metadata: { name: "charts" },
+  spec: { type, url },
+});
+/** Fleet's test: ^(?:regex) against helm.repo, or the chart reference without a repo. */
+const forwards = (regex: string, url: string): boolean => new RegExp(`^(?:${regex})`).test(url);
+
+describe("helmAccessFor", () => {
+  it("needs nothing for an anonymous registry over HTTPS", () => {
+    assert.equal(
+      helmAccessFor(bundle, registry("oci", "oci://harbor.example.com/retail"), undefined),
+      undefined,
+    );
+    assert.equal(
+      helmAccessFor(bundle, registry("helm", "https://charts.example.com"), { type: "helm", url: "" }),
+      undefined,
+    );
+  });
+
+  it("writes username, password and CA under Fleet's keys, and credentials go to that registry only", () => {
+    const h = helmAccessFor(bundle, registry("oci", "https://harbor.example.com/retail/"), {
+      type: "oci",
+      url: "",
+      username: "robot$retail",
+      password: "pw",
+      caPem: "PEM",
+    });
+    assert.ok(h);
+    assert.equal(h.secretName, "shop-web-helm");
+    assert.deepEqual(h.data, { username: "robot$retail", password: "pw", cacerts: "PEM" });
+    assert.ok(forwards(h.urlRegex, "oci://harbor.example.com/retail/web"));
+    assert.ok(!forwards(h.urlRegex, "oci://harbor.example.com/retailer/web"), "another project's path");
+    assert.ok(!forwards(h.urlRegex, "oci://harborXexample.com/retail/web"), "dots are literal");
+    assert.ok(!forwards(h.urlRegex, "oci://evil.example/?u=oci://harbor.example.com/retail/web"));
+  });
+
+  it("says basicHTTP for a plain-HTTP OCI registry, even without credentials", () => {
+    const h = helmAccessFor(bundle, registry("oci", "http://127.0.0.1:5000/charts"), undefined);
+    assert.deepEqual(h?.data, { basicHTTP: "true" });
+  });
+
+  it("matches a Helm repository's URL, not a longer host", () => {
+    const h = helmAccessFor(bundle, registry("helm", "https://charts.example.com"), {
+      type: "helm",
+      url: "",
+      username: "u",
+      password: "p",
+    });
+    assert.ok(h);
+    assert.ok(forwards(h.urlRegex, "https://charts.example.com"));
+    assert.ok(forwards(h.urlRegex, "https://charts.example.com/sub"));
+    assert.ok(!forwards(h.urlRegex, "https://charts.example.com.evil.example"));
+  });
+});
