@@ -395,7 +395,7 @@ export interface AppDeployment {
        */
       name?: string;
       /**
-       * NotReady, Offline, Pending or Error.
+       * NotReady, Failed (the engine could not apply the current revision there; counted as not ready), Pending or Offline.
        */
       state?: string;
       /**

@@ -263,3 +263,100 @@ describe("offline clusters by source", () => {
     );
   });
 });
+
+describe("fleetStates follows Fleet's GetDeploymentState", () => {
+  const app = { application: "web", bundleName: "shop-web", contentHash: "c2", targets: [] };
+  const labels = {
+    "fleet.cattle.io/bundle-name": "shop-web",
+    "fleet.cattle.io/cluster": "s1",
+    "outpost.dev/content": "c2",
+  };
+  const state = (d: Omit<FleetBundleDeployment, "metadata">) =>
+    fleetStates([{ metadata: { labels }, ...d }])(app, "s1");
+
+  it("a held-back BundleDeployment is not on the current revision, whatever its labels say", () => {
+    // Fleet copied the new labels and staged the new ID; the old one still runs, ready.
+    const s = state({
+      spec: { deploymentID: "old", stagedDeploymentID: "new" },
+      status: { appliedDeploymentID: "old", ready: true, nonModified: true },
+    });
+    assert.equal(s.state, "Pending");
+    assert.match(s.message, /holds the current revision back/);
+  });
+
+  it("Deployed=False with the old appliedDeploymentID is Failed, with the agent's message", () => {
+    const s = state({
+      spec: { deploymentID: "new", stagedDeploymentID: "new" },
+      status: {
+        appliedDeploymentID: "old",
+        ready: true,
+        conditions: [
+          { type: "Deployed", status: "False", message: "template: web/templates/cm.yaml:3: bad" },
+        ],
+      },
+    });
+    assert.deepEqual(s, {
+      state: "Failed",
+      message: "Fleet could not apply the current revision: template: web/templates/cm.yaml:3: bad",
+    });
+  });
+
+  it("waiting for a dependency is Pending, and WaitApplied is Pending", () => {
+    const waiting = state({
+      spec: { deploymentID: "new" },
+      status: {
+        appliedDeploymentID: "old",
+        conditions: [
+          { type: "Deployed", status: "False", message: "dependent bundle(s) are not ready: [shop-db]" },
+        ],
+      },
+    });
+    assert.equal(waiting.state, "Pending");
+    assert.equal(
+      state({ spec: { deploymentID: "new" }, status: { appliedDeploymentID: "old" } }).state,
+      "Pending",
+    );
+  });
+
+  it("Modified (drift) is not ready, naming the resource", () => {
+    const s = state({
+      spec: { deploymentID: "new", stagedDeploymentID: "new" },
+      status: {
+        appliedDeploymentID: "new",
+        ready: true,
+        nonModified: false,
+        modifiedStatus: [{ kind: "ConfigMap", namespace: "shop", name: "web" }],
+      },
+    });
+    assert.deepEqual(s, {
+      state: "NotReady",
+      message: "Modified: on the cluster, ConfigMap shop/web was changed (drift from the revision)",
+    });
+  });
+
+  it("a failed cluster counts as not ready, and slimming keeps what these rules read", () => {
+    const full: FleetBundleDeployment = {
+      metadata: { labels },
+      spec: { deploymentID: "new", stagedDeploymentID: "new" },
+      status: {
+        appliedDeploymentID: "old",
+        ready: false,
+        conditions: [
+          { type: "Ready", status: "False", message: "not ready" },
+          { type: "Deployed", status: "False", message: "invalid ownership metadata" },
+        ],
+      },
+    };
+    const slim = slimBundleDeployment(full);
+    assert.deepEqual(fleetStates([slim])(app, "s1"), fleetStates([full])(app, "s1"));
+    const summary = aggregate({
+      apps: [{ ...app, targets: [{ name: "s", clusterName: "s1" }] }],
+      clusters: [cluster("s1", {})],
+      stateOf: fleetStates([slim]),
+      now,
+      offlineAfterMs: 15 * 60_000,
+    });
+    assert.deepEqual(summary.summary, { targets: 1, ready: 0, notReady: 1, offline: 0, pending: 0 });
+    assert.equal(summary.clusters[0]?.state, "Failed");
+  });
+});

@@ -22,9 +22,17 @@ export interface FleetBundleDeployment {
     resourceVersion?: string;
     labels?: Record<string, string>;
   };
-  spec?: { deploymentID?: string };
+  spec?: { deploymentID?: string; stagedDeploymentID?: string };
   status?: {
     ready?: boolean;
+    nonModified?: boolean;
+    modifiedStatus?: {
+      kind?: string;
+      name?: string;
+      namespace?: string;
+      missing?: boolean;
+      delete?: boolean;
+    }[];
     appliedDeploymentID?: string;
     display?: { state?: string };
     conditions?: { type: string; status: string; message?: string }[];
@@ -39,22 +47,36 @@ export interface FleetBundleDeployment {
 export function slimBundleDeployment(bd: FleetBundleDeployment): FleetBundleDeployment {
   const { name, namespace, uid, resourceVersion, labels } = bd.metadata;
   const s = bd.status;
-  const condition = s?.conditions?.find((c) => c.status === "False" && c.message);
+  // Deployed=False (the agent could not apply) and the first other failing condition.
+  const deployed = s?.conditions?.find((c) => c.type === "Deployed" && c.status === "False");
+  const other = s?.conditions?.find((c) => c.type !== "Deployed" && c.status === "False" && c.message);
+  const conditions = [deployed, other].filter((c) => c !== undefined);
   const resource = s?.nonReadyStatus?.[0];
+  const modified = s?.modifiedStatus?.[0];
+  const spec = bd.spec;
   return {
     metadata: { name, namespace, uid, resourceVersion, labels },
-    spec: { ...(bd.spec?.deploymentID !== undefined ? { deploymentID: bd.spec.deploymentID } : {}) },
+    spec: {
+      ...(spec?.deploymentID !== undefined ? { deploymentID: spec.deploymentID } : {}),
+      ...(spec?.stagedDeploymentID !== undefined ? { stagedDeploymentID: spec.stagedDeploymentID } : {}),
+    },
     status: {
       ...(s?.ready !== undefined ? { ready: s.ready } : {}),
+      ...(s?.nonModified !== undefined ? { nonModified: s.nonModified } : {}),
+      ...(modified ? { modifiedStatus: [modified] } : {}),
       ...(s?.appliedDeploymentID !== undefined ? { appliedDeploymentID: s.appliedDeploymentID } : {}),
       ...(s?.display?.state !== undefined ? { display: { state: s.display.state } } : {}),
-      ...(condition ? { conditions: [condition] } : {}),
+      ...(conditions.length > 0 ? { conditions } : {}),
       ...(resource ? { nonReadyStatus: [resource] } : {}),
     },
   };
 }
 
-export type ClusterState = "Ready" | "NotReady" | "Pending" | "Offline";
+/**
+ * Failed: the engine could not apply the current revision there (Fleet's ErrApplied, an
+ * Argo CD sync that failed); it counts as not ready.
+ */
+export type ClusterState = "Ready" | "NotReady" | "Failed" | "Pending" | "Offline";
 
 /** One application on one cluster, as its delivery engine reports it. */
 export interface ClusterAppState {
@@ -93,7 +115,7 @@ export interface DeploymentStatusSummary {
   clusters: { name: string; state: ClusterState; message: string }[];
 }
 
-const rank: Record<ClusterState, number> = { Ready: 0, Pending: 1, NotReady: 2, Offline: 3 };
+const rank: Record<ClusterState, number> = { Ready: 0, Pending: 1, NotReady: 2, Failed: 3, Offline: 4 };
 
 /** Fleet's agent message for a bundle held back by its dependsOn. */
 const waitsOnDependency = (message: string): boolean => message.includes("dependent bundle(s) are not ready");
@@ -108,9 +130,19 @@ function notReadyMessage(bd: FleetBundleDeployment): string {
 }
 
 /**
- * Fleet's per-cluster state, from the BundleDeployments of the current bundles: the
- * current revision runs on a cluster when its BundleDeployment carries the current
- * content and has applied its deployment ID; it is ready when Fleet's agent says so.
+ * Fleet's per-cluster state, from the BundleDeployments of the current bundles, in the
+ * order of Fleet's summary.GetDeploymentState (internal/cmd/controller/summary/summary.go):
+ * - the BundleDeployment must carry the current content (label outpost.dev/content), and
+ *   its deploymentID must be the staged one: Fleet copies the Bundle's labels onto a
+ *   BundleDeployment it holds back (a partition not reached, maxUnavailable, a paused
+ *   cluster) and stages the new ID in `stagedDeploymentID` without deploying it, so the
+ *   label alone does not mean the revision is there;
+ * - appliedDeploymentID ≠ deploymentID: with Deployed=False the agent failed to apply it
+ *   (ErrApplied: a template error, an ownership conflict, a missing valuesFrom Secret):
+ *   Failed, with the agent's message — except while it waits for a dependency, which is
+ *   Pending; otherwise it is on its way (WaitApplied): Pending;
+ * - applied but not ready: NotReady; applied and ready but the cluster's resources differ
+ *   from it (Modified, drift): NotReady, saying which resource.
  */
 export function fleetStates(
   bundleDeployments: FleetBundleDeployment[],
@@ -125,15 +157,41 @@ export function fleetStates(
   }
   return (app, cluster) => {
     const bd = byBundleCluster.get(`${app.bundleName}/${cluster}`);
+    const id = bd?.spec?.deploymentID;
     if (
-      bd?.spec?.deploymentID === undefined ||
-      (app.contentHash !== undefined && bd.metadata.labels?.[contentLabel] !== app.contentHash) ||
-      bd.spec.deploymentID !== bd.status?.appliedDeploymentID
-    ) {
+      id === undefined ||
+      (app.contentHash !== undefined && bd?.metadata.labels?.[contentLabel] !== app.contentHash)
+    )
+      return { state: "Pending", message: "the current revision is not applied yet" };
+    const staged = bd?.spec?.stagedDeploymentID;
+    if (staged !== undefined && staged !== "" && staged !== id)
+      return {
+        state: "Pending",
+        message:
+          "Fleet holds the current revision back (staged, not deployed: its rollout partition is not reached, maxUnavailable is used up, or the cluster is paused)",
+      };
+    if (id !== bd?.status?.appliedDeploymentID) {
+      const deployed = bd?.status?.conditions?.find((c) => c.type === "Deployed" && c.status === "False");
+      if (deployed?.message && !waitsOnDependency(deployed.message))
+        return {
+          state: "Failed",
+          message: `Fleet could not apply the current revision: ${deployed.message}`,
+        };
+      if (deployed?.message) return { state: "Pending", message: deployed.message };
       return { state: "Pending", message: "the current revision is not applied yet" };
     }
-    if (bd.status.ready) return { state: "Ready", message: "" };
-    return { state: "NotReady", message: notReadyMessage(bd) };
+    if (!bd.status.ready) return { state: "NotReady", message: notReadyMessage(bd) };
+    if (bd.status.nonModified === false) {
+      const m = bd.status.modifiedStatus?.[0];
+      const what = m
+        ? `${m.kind ?? ""} ${m.namespace ? `${m.namespace}/` : ""}${m.name ?? ""} ${m.missing ? "is missing" : m.delete ? "is extra" : "was changed"}`
+        : "its resources were changed";
+      return {
+        state: "NotReady",
+        message: `Modified: on the cluster, ${what.trim()} (drift from the revision)`,
+      };
+    }
+    return { state: "Ready", message: "" };
   };
 }
 
@@ -174,7 +232,7 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
           ready++;
         } else {
           message = `${app.application}: ${s.message}`;
-          if (state === "NotReady") firstProblem ??= `${name}: ${s.message}`;
+          if (state === "NotReady" || state === "Failed") firstProblem ??= `${name}: ${s.message}`;
         }
       }
       const prev = perCluster.get(name);
@@ -198,7 +256,7 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
   const counts = { targets: perCluster.size, ready: 0, notReady: 0, offline: 0, pending: 0 };
   for (const { state } of perCluster.values()) {
     if (state === "Ready") counts.ready++;
-    else if (state === "NotReady") counts.notReady++;
+    else if (state === "NotReady" || state === "Failed") counts.notReady++;
     else if (state === "Offline") counts.offline++;
     else counts.pending++;
   }

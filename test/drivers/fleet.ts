@@ -2491,6 +2491,8 @@ interface ClusterControl {
   online: boolean;
   /** failCluster(): the agent reports the deployments not ready with this message. */
   failure?: string;
+  /** failInstall(): Helm's install or upgrade fails with this error. */
+  installError?: string;
   lastCheckin?: number;
 }
 
@@ -2639,9 +2641,22 @@ export class FleetDriver {
     this.controls.set(name, c);
   }
 
+  /**
+   * The agent of `name` fails every install or upgrade with Helm's `error` (until
+   * healCluster): Deployed=False with that message, appliedDeploymentID unchanged.
+   */
+  failInstall(name: string, error: string): void {
+    const c = this.controls.get(name) ?? { online: true };
+    c.installError = error;
+    this.controls.set(name, c);
+  }
+
   healCluster(name: string): void {
     const c = this.controls.get(name);
-    if (c) c.failure = undefined;
+    if (c) {
+      c.failure = undefined;
+      c.installError = undefined;
+    }
   }
 
   /** Creates (or updates) a ClusterGroup in the workspace. */
@@ -3837,6 +3852,14 @@ export class FleetDriver {
       if (problem) {
         // Not one of deployErrPattern's errors: the reconcile fails with Deployed=False.
         status.conditions = setErrorCondition(status.conditions, "Deployed", problem, now);
+        return this.writeAgentStatus(bd, status);
+      }
+      if (control.installError) {
+        // What Helm says about a release it cannot install (a resource another release or
+        // nobody owns, a template that does not render), which the driver cannot compute
+        // without Helm: agent/controller/bundledeployment_controller.go Reconcile sets
+        // Deployed=False with DeployBundle's error and keeps appliedDeploymentID.
+        status.conditions = setErrorCondition(status.conditions, "Deployed", control.installError, now);
         return this.writeAgentStatus(bd, status);
       }
       const invalid = await this.manifestProblem(bd, options);

@@ -161,6 +161,43 @@ describe("AppDeployment", () => {
     await waitFor("storefront", "2 targets", (x) => x.status?.summary?.targets === 2);
   });
 
+  it("reports an upgrade Fleet's agent could not apply as Failed, with Helm's message", async () => {
+    const helmError =
+      'Unable to continue with install: ConfigMap "web" in namespace "shop" exists and cannot be imported into the current release: invalid ownership metadata';
+    await client.create(AppDeploymentResource, deployment("owned"));
+    await waitFor("owned", "Running", (x) => x.status?.phase === "Running");
+    fleet.failInstall("store-2", helmError);
+    try {
+      await client.mergePatch(AppDeploymentResource, "owned", ns, {
+        spec: {
+          parameters: [
+            ...(deployment("x").spec.parameters ?? []),
+            { application: "web", name: "replicaCount", value: "4" },
+          ],
+        },
+      });
+      // Deployed=False with the agent's error and the old appliedDeploymentID: Fleet's
+      // ErrApplied, not a revision on its way.
+      const d = await waitFor("owned", "store-2 Failed", (x) =>
+        (x.status?.clusters ?? []).some((c) => c.name === "store-2" && c.state === "Failed"),
+      );
+      const store2 = d.status?.clusters?.find((c) => c.name === "store-2");
+      assert.ok((store2?.message ?? "").includes(helmError), JSON.stringify(store2));
+      assert.equal(d.status?.phase, "Degraded");
+      assert.equal(d.status.summary?.notReady, 1);
+      assert.equal(d.status.summary.ready, 1);
+    } finally {
+      fleet.healCluster("store-2");
+    }
+    await waitFor(
+      "owned",
+      "Running once healed",
+      (x) => x.status?.phase === "Running" && x.status.revision === 2,
+    );
+    await client.delete(AppDeploymentResource, "owned", ns);
+    await eventually("owned deleted", async () => ((await get("owned")) ? undefined : true));
+  });
+
   it("upgrades with exactly one new commit and revision, and a restart adds none", async () => {
     const before = git.log("retail").length;
     await client.mergePatch(AppDeploymentResource, "storefront", ns, {
