@@ -7,8 +7,9 @@
 // It keeps a shallow bare copy of each branch on local disk and never checks files out:
 // a change is written as blobs and trees straight into the object store, committed on
 // top of the fetched head and pushed. Changes that arrive while a push is under way are
-// queued and sent together — still one commit each, but one fetch and one push for the
-// batch — so a thousand deployments changing at once do not make a thousand clones.
+// queued and sent together, as one commit, one fetch and one push for the batch — so a
+// thousand deployments changing at once make neither a thousand clones nor a thousand
+// commits. Each result names the commit that holds its folder's tree.
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
@@ -276,35 +277,55 @@ export class HttpGitStore implements GitStore {
     }
     const fetched = head;
     let root = head ? (await git.readCommit({ fs, gitdir, oid: head })).commit.tree : undefined;
+    // One commit for every change of the batch (the folders are distinct: a deployment
+    // waits for its sync before it can queue another). A folder queued twice closes the
+    // commit so far, so that each result's commit holds exactly that request's tree.
     const results: SyncResult[] = [];
-    for (const request of requests) {
-      const prefix = request.prefix.replace(/\/+$/, "");
-      const relative = new Map(
-        [...request.files].map(([path, content]) => [path.slice(prefix.length + 1), content] as const),
-      );
-      const folder = await writeFolder(gitdir, relative);
-      const nextRoot = await replaceAt(gitdir, root, prefix.split("/"), folder);
-      if (head && nextRoot === root) {
-        results.push({ commit: head, changed: false });
-        continue;
-      }
+    let group: { index: number; prefix: string; message: string }[] = [];
+    let groupRoot = root;
+    const commitGroup = async (): Promise<void> => {
+      if (group.length === 0) return;
       const now = Math.floor(Date.now() / 1000);
       const signature = { ...author, timestamp: now, timezoneOffset: 0 };
-      const tree = nextRoot ?? (await git.writeTree({ fs, gitdir, tree: [] }));
+      const tree = groupRoot ?? (await git.writeTree({ fs, gitdir, tree: [] }));
+      const message =
+        group.length === 1
+          ? (group[0]?.message ?? "")
+          : `Deliver ${group.length} changes: ${group.map((g) => g.prefix).join(", ")}\n\n${group.map((g) => `- ${g.message.trim()}`).join("\n")}`;
       head = await git.writeCommit({
         fs,
         gitdir,
         commit: {
-          message: request.message.endsWith("\n") ? request.message : `${request.message}\n`,
+          message: message.endsWith("\n") ? message : `${message}\n`,
           tree,
           parent: head ? [head] : [],
           author: signature,
           committer: signature,
         },
       });
-      root = nextRoot;
-      results.push({ commit: head, changed: true });
+      root = groupRoot;
+      for (const g of group) results[g.index] = { commit: head, changed: true };
+      group = [];
+    };
+    const unchanged: number[] = [];
+    for (const [index, request] of requests.entries()) {
+      const prefix = request.prefix.replace(/\/+$/, "");
+      if (group.some((g) => g.prefix === prefix)) await commitGroup();
+      const relative = new Map(
+        [...request.files].map(([path, content]) => [path.slice(prefix.length + 1), content] as const),
+      );
+      const folder = await writeFolder(gitdir, relative);
+      const nextRoot = await replaceAt(gitdir, groupRoot, prefix.split("/"), folder);
+      if ((head || group.length > 0) && nextRoot === groupRoot) {
+        unchanged.push(index);
+        continue;
+      }
+      groupRoot = nextRoot;
+      group.push({ index, prefix, message: request.message });
     }
+    await commitGroup();
+    // An unchanged folder is the same in every commit of the batch: the last one names it.
+    for (const index of unchanged) results[index] = { commit: head ?? "", changed: false };
     if (head && head !== fetched) {
       await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: head, force: true });
       const push = await this.withTimeout(

@@ -80,7 +80,25 @@ describe("HttpGitStore", () => {
       "c/fleet.yaml",
       "d/fleet.yaml",
     ]);
-    assert.equal(server.log("shared").length, 4, "one commit per change, none lost");
+    // b is pushed at once; c and d arrive while it is under way and go into one commit.
+    assert.equal(server.log("shared").length, 3, "one commit per batch, none lost");
+    assert.equal(results[1]?.commit, results[2]?.commit);
+    assert.notEqual(results[0]?.commit, results[1]?.commit);
+    assert.equal(server.log("shared")[0], results[2]?.commit);
+  });
+
+  it("gives a folder queued twice in one batch a commit of its own each time", async () => {
+    const repo = server.createRepo("repeat");
+    await store.sync(request(repo, "a", { "a/fleet.yaml": "a\n" }));
+    const [b, c1, c2] = await Promise.all([
+      store.sync(request(repo, "b", { "b/fleet.yaml": "b\n" })),
+      store.sync(request(repo, "c", { "c/fleet.yaml": "1\n" })),
+      store.sync(request(repo, "c", { "c/fleet.yaml": "2\n" })),
+    ]);
+    assert.ok(b.changed && c1.changed && c2.changed);
+    assert.notEqual(c1.commit, c2.commit, "each names the commit that holds its tree");
+    assert.deepEqual(server.log("repeat"), [c2.commit, c1.commit, b.commit, server.log("repeat")[3]]);
+    assert.equal(server.show("repeat", "c/fleet.yaml"), "2\n");
   });
 
   it("keeps every change when two stores (two processes) push to one branch at once", async () => {
@@ -95,7 +113,10 @@ describe("HttpGitStore", () => {
       ),
     );
     assert.ok(results.every((r) => r.changed));
-    assert.equal(server.log("contended").length, 6, "one commit per change, none lost");
+    // Each store pushes its first change alone and the two queued meanwhile as one commit.
+    assert.equal(server.log("contended").length, 4, "one commit per batch, none lost");
+    assert.equal(results[2]?.commit, results[4]?.commit, "p3 and p5: one batch of store two");
+    assert.equal(results[3]?.commit, results[5]?.commit, "p4 and p6: one batch of store one");
     assert.equal(server.files("contended").length, 6);
     assert.equal(server.show("contended", "p4/deep/fleet.yaml"), "p4\n");
     // Removing a folder is a change too; removing it again is not.
