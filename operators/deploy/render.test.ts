@@ -298,6 +298,35 @@ describe("render", () => {
     assert.doesNotThrow(() => render(input({}, "any text: strings take anything")));
   });
 
+  it("refuses a per-cluster override of a secret parameter, which Fleet's valuesFrom would overwrite", () => {
+    const secretParam = [
+      { application: "db", name: "auth.password", secretKeyRef: { name: "db", key: "password" } },
+    ];
+    const at = { clusterSelector: { matchLabels: { site: "big" } }, application: "db" };
+    for (const values of [{ auth: { password: "x" } }, { auth: "none" }]) {
+      assert.throws(
+        () => render(input({ parameters: secretParam, overrides: [{ ...at, values }] })),
+        (err: unknown) =>
+          err instanceof RenderError &&
+          err.problems.some((p) =>
+            p.startsWith("spec.overrides[0].values: sets auth.password, a secret parameter of db;"),
+          ),
+      );
+    }
+    // Next to it, or on another application: fine.
+    assert.doesNotThrow(() =>
+      render(
+        input({
+          parameters: secretParam,
+          overrides: [
+            { ...at, values: { auth: { username: "big" } } },
+            { ...at, application: "web", values: { auth: { password: "not a secret of web" } } },
+          ],
+        }),
+      ),
+    );
+  });
+
   it("is deterministic: the same input gives the same tree digest", () => {
     const a = treeDigest(treeOf(render(input())));
     assert.equal(treeDigest(treeOf(render(input()))), a);

@@ -107,6 +107,17 @@ function gitTargets(targets: Targets): GitTarget[] {
 export const bundleNameOf = (deployment: string, application: string): string =>
   dnsName(`${deployment}-${application}`);
 
+/** Whether `values` sets the dotted path `path`, an ancestor of it or something below it. */
+function touches(values: unknown, path: string[]): boolean {
+  let at: unknown = values;
+  for (const key of path) {
+    if (at === null || typeof at !== "object" || Array.isArray(at)) return at !== values;
+    if (!(key in at)) return false;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return true;
+}
+
 /** The chart reference fleet.yaml needs for a chart in `registry`. */
 function chartRef(registry: Registry, chart: string): { chart: string; repo?: string } {
   if (registry.spec.type === "helm") return { repo: registry.spec.url, chart };
@@ -238,6 +249,19 @@ export function render(input: RenderInput): RenderedBundle[] {
     const secretName =
       Object.keys(secretValues).length > 0 ? dnsName(`${name}-secret-values`, 253) : undefined;
     const overrides = (dep.spec.overrides ?? []).filter((o) => o.application === ref.name);
+    // Fleet merges valuesFrom (the secret values) after everything else, per-cluster
+    // values included (helmdeployer/install.go getValues): an override of a secret
+    // parameter would never take effect.
+    (dep.spec.overrides ?? []).forEach((o, i) => {
+      if (o.application !== ref.name) return;
+      for (const p of dep.spec.parameters ?? []) {
+        if (p.application !== ref.name || !p.secretKeyRef) continue;
+        if (touches(o.values, p.name.split(".")))
+          problems.push(
+            `spec.overrides[${i}].values: sets ${p.name}, a secret parameter of ${ref.name}; secret values are applied after per-cluster overrides, so the override would never take effect: remove ${p.name} from the override (per-cluster secrets: give those clusters their own deployment)`,
+          );
+      }
+    });
     const rollout = dep.spec.rollout;
     const fleet = {
       name,
