@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Registry } from "../api/registry.generated.ts";
-import { helmAccessFor } from "./fleet.ts";
+import { gitRepoError, helmAccessFor, type GitRepo } from "./fleet.ts";
 import type { RenderedBundle } from "./render.ts";
 
 const bundle = { bundleName: "shop-web" } as RenderedBundle;
@@ -59,5 +59,35 @@ describe("helmAccessFor", () => {
     assert.ok(forwards(h.urlRegex, "https://charts.example.com"));
     assert.ok(forwards(h.urlRegex, "https://charts.example.com/sub"));
     assert.ok(!forwards(h.urlRegex, "https://charts.example.com.evil.example"));
+  });
+});
+
+describe("gitRepoError", () => {
+  const repo = (conditions: { type: string; status: string; message?: string }[]): GitRepo => ({
+    metadata: { name: "shop-web" },
+    spec: { repo: "", paths: [], targets: [], paused: false },
+    status: { conditions },
+  });
+
+  it("is a failed job, or a Bundle error Fleet copied over Ready", () => {
+    assert.equal(
+      gitRepoError(repo([{ type: "Stalled", status: "True", message: "fleet.yaml: unknown field" }])),
+      "fleet.yaml: unknown field",
+    );
+    assert.equal(
+      gitRepoError(
+        repo([
+          { type: "Ready", status: "False", message: "targeting error: invalid clusterSelector: bad value" },
+        ]),
+      ),
+      "targeting error: invalid clusterSelector: bad value",
+    );
+  });
+
+  it("is not the summary of per-cluster states", () => {
+    const summary =
+      "Deployment shop/web not ready; NotReady(1) [Bundle shop-web: Deployment shop/web: 0/2 available]; WaitApplied(1) [Bundle shop-web]";
+    assert.equal(gitRepoError(repo([{ type: "Ready", status: "False", message: summary }])), undefined);
+    assert.equal(gitRepoError(repo([{ type: "Ready", status: "True" }])), undefined);
   });
 });

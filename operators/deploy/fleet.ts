@@ -59,6 +59,26 @@ export interface GitRepo extends KubeObject {
   };
 }
 
+/** summary.ReadyMessage's entries ("NotReady(2) [Bundle shop-web: …]"): per-cluster states, not errors. */
+const readySummaryEntry = /(ErrApplied|WaitApplied|Modified|OutOfSync|Pending|NotReady)\(\d+\) \[Bundle /;
+
+/**
+ * Fleet's own error for a GitRepo, if it has one: a job that failed or a clone that did
+ * not (Stalled=True), or a Bundle error — targeting, values, a downstream copy — which
+ * Fleet's status controller copies from the Bundle's Ready=False over the GitRepo's Ready
+ * (gitops/reconciler/status_controller.go setReadyStatusFromBundle). A Ready=False that
+ * only summarizes BundleDeployment states (summary.ReadyMessage) is per-cluster state,
+ * reported per cluster instead.
+ */
+export function gitRepoError(repo: GitRepo): string | undefined {
+  const conditions = repo.status?.conditions ?? [];
+  const stalled = conditions.find((c) => c.type === "Stalled" && c.status === "True");
+  if (stalled) return stalled.message ?? stalled.reason ?? "GitRepo failed";
+  const ready = conditions.find((c) => c.type === "Ready" && c.status === "False");
+  if (ready?.message && !readySummaryEntry.test(ready.message)) return ready.message;
+  return undefined;
+}
+
 /** Where a namespace's deployments are committed (Secret outpost-git of the namespace). */
 export interface GitTargetRepo {
   url: string;

@@ -13,6 +13,7 @@ import {
   applicationLabel,
   BundleDeploymentResource,
   deploymentLabel,
+  gitRepoError,
   gitRepoFor,
   GitRepoResource,
   helmAccessFor,
@@ -176,9 +177,9 @@ export class FleetEngine implements DeliveryEngine {
     const out = new Map<string, string>();
     // Fleet's own errors (a clone or a fleet.yaml it refused) name the application.
     for (const r of this.owned(dep)) {
-      const stalled = r.status?.conditions?.find((c) => c.type === "Stalled" && c.status === "True");
+      const error = gitRepoError(r);
       const app = r.metadata.labels?.[applicationLabel];
-      if (stalled && app) out.set(app, `Fleet: ${stalled.message ?? stalled.reason ?? "GitRepo failed"}`);
+      if (error && app) out.set(app, `Fleet: ${error}`);
     }
     return out;
   }
