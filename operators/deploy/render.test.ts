@@ -119,7 +119,29 @@ describe("render", () => {
     });
     assert.deepEqual(fw.dependsOn, [{ name: "storefront-db" }]);
     assert.deepEqual(fw.diff.comparePatches, [
-      { kind: "Secret", name: "web-tls", namespace: "shop", operations: [{ op: "ignore" }] },
+      {
+        // Fleet compares with these removed on both sides (drift ignored); without an
+        // apiVersion the group is matched by glob, and `op: ignore` (which needs the exact
+        // apiVersion, and only skips creating missing objects) is left out.
+        apiVersion: "*/v1",
+        kind: "Secret",
+        name: "web-tls",
+        namespace: "shop",
+        jsonPointers: [
+          "/spec",
+          "/data",
+          "/binaryData",
+          "/stringData",
+          "/type",
+          "/immutable",
+          "/rules",
+          "/subjects",
+          "/roleRef",
+          "/webhooks",
+          "/metadata/labels",
+          "/metadata/annotations",
+        ],
+      },
     ]);
     assert.deepEqual(fw.labels, {
       "outpost.dev/deployment": "storefront",

@@ -107,6 +107,22 @@ function gitTargets(targets: Targets): GitTarget[] {
 export const bundleNameOf = (deployment: string, application: string): string =>
   dnsName(`${deployment}-${application}`);
 
+/** Every top-level field of a resource's content that drift can change: all ignored. */
+const driftPointers = [
+  "/spec",
+  "/data",
+  "/binaryData",
+  "/stringData",
+  "/type",
+  "/immutable",
+  "/rules",
+  "/subjects",
+  "/roleRef",
+  "/webhooks",
+  "/metadata/labels",
+  "/metadata/annotations",
+];
+
 /** Whether `values` sets the dotted path `path`, an ancestor of it or something below it. */
 function touches(values: unknown, path: string[]): boolean {
   let at: unknown = values;
@@ -290,11 +306,16 @@ export function render(input: RenderInput): RenderedBundle[] {
         ? {
             diff: {
               comparePatches: app.spec.ignoredResources.map((r) => ({
-                ...(r.apiVersion ? { apiVersion: r.apiVersion } : {}),
+                // Fleet's agent (agent/deployer/desiredset/diff.go newNormalizers) drops
+                // jsonPointers from both sides before it compares, matching the group of
+                // apiVersion by glob ("*": any group when none is given); `op: ignore`
+                // only skips creating a missing object, and only with the exact apiVersion.
+                apiVersion: r.apiVersion ?? "*/v1",
                 kind: r.kind,
                 name: r.name,
                 ...(r.namespace ? { namespace: r.namespace } : {}),
-                operations: [{ op: "ignore" }],
+                ...(r.apiVersion ? { operations: [{ op: "ignore" }] } : {}),
+                jsonPointers: driftPointers,
               })),
             },
           }
