@@ -4,9 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Registry } from "../api/registry.generated.ts";
 import { gitRepoError, helmAccessFor, type GitRepo } from "./fleet.ts";
-import type { RenderedBundle } from "./render.ts";
 
-const bundle = { bundleName: "shop-web" } as RenderedBundle;
 const registry = (type: "oci" | "helm", url: string): Registry => ({
   metadata: { name: "charts" },
   spec: { type, url },
@@ -16,18 +14,15 @@ const forwards = (regex: string, url: string): boolean => new RegExp(`^(?:${rege
 
 describe("helmAccessFor", () => {
   it("needs nothing for an anonymous registry over HTTPS", () => {
+    assert.equal(helmAccessFor(registry("oci", "oci://harbor.example.com/retail"), undefined), undefined);
     assert.equal(
-      helmAccessFor(bundle, registry("oci", "oci://harbor.example.com/retail"), undefined),
-      undefined,
-    );
-    assert.equal(
-      helmAccessFor(bundle, registry("helm", "https://charts.example.com"), { type: "helm", url: "" }),
+      helmAccessFor(registry("helm", "https://charts.example.com"), { type: "helm", url: "" }),
       undefined,
     );
   });
 
   it("writes username, password and CA under Fleet's keys, and credentials go to that registry only", () => {
-    const h = helmAccessFor(bundle, registry("oci", "https://harbor.example.com/retail/"), {
+    const h = helmAccessFor(registry("oci", "https://harbor.example.com/retail/"), {
       type: "oci",
       url: "",
       username: "robot$retail",
@@ -35,7 +30,7 @@ describe("helmAccessFor", () => {
       caPem: "PEM",
     });
     assert.ok(h);
-    assert.equal(h.secretName, "shop-web-helm");
+    assert.equal(h.secretName, "outpost-helm-charts");
     assert.deepEqual(h.data, { username: "robot$retail", password: "pw", cacerts: "PEM" });
     assert.ok(forwards(h.urlRegex, "oci://harbor.example.com/retail/web"));
     assert.ok(!forwards(h.urlRegex, "oci://harbor.example.com/retailer/web"), "another project's path");
@@ -44,12 +39,12 @@ describe("helmAccessFor", () => {
   });
 
   it("says basicHTTP for a plain-HTTP OCI registry, even without credentials", () => {
-    const h = helmAccessFor(bundle, registry("oci", "http://127.0.0.1:5000/charts"), undefined);
+    const h = helmAccessFor(registry("oci", "http://127.0.0.1:5000/charts"), undefined);
     assert.deepEqual(h?.data, { basicHTTP: "true" });
   });
 
   it("matches a Helm repository's URL, not a longer host", () => {
-    const h = helmAccessFor(bundle, registry("helm", "https://charts.example.com"), {
+    const h = helmAccessFor(registry("helm", "https://charts.example.com"), {
       type: "helm",
       url: "",
       username: "u",

@@ -5,7 +5,7 @@ import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import { plainHttp, type RegistryAccess } from "../catalog/registry-client.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
-import type { GitTarget, RenderedBundle } from "./render.ts";
+import { dnsName, type GitTarget, type RenderedBundle } from "./render.ts";
 
 const fleet = (kind: string, plural: string): ResourceType => ({
   group: "fleet.cattle.io",
@@ -102,10 +102,12 @@ export interface HelmAccess {
   data: Record<string, string>;
 }
 
+/** The helm Secret of a Registry, next to it (owned by it). */
+export const helmSecretName = (registry: string): string => dnsName(`outpost-helm-${registry}`, 253);
+
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 export function helmAccessFor(
-  bundle: RenderedBundle,
   registry: Registry,
   access: RegistryAccess | undefined,
 ): HelmAccess | undefined {
@@ -124,7 +126,8 @@ export function helmAccessFor(
   // reference (oci://host/path/chart, see render.ts chartRef).
   const prefix = registry.spec.type === "helm" ? url : `${url.replace(/^(https?|oci):\/\//, "oci://")}/`;
   return {
-    secretName: `${bundle.bundleName}-helm`,
+    // One per Registry, shared by the GitRepos of every deployment that uses it.
+    secretName: helmSecretName(registry.metadata.name ?? ""),
     urlRegex: `${escapeRegex(prefix)}${registry.spec.type === "helm" ? "(?:/|$)" : ""}`,
     data,
   };

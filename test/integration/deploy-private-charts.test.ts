@@ -130,7 +130,7 @@ describe("charts from a private registry", () => {
     assert.deepEqual(repos.map((r) => r.metadata.name).sort(), ["shop-db", "shop-web"]);
     const registry = `oci://127.0.0.1:${privateOci.port}/charts/`.replace(/[.]/g, "\\.");
     for (const r of repos) {
-      assert.equal(r.spec.helmSecretName, `${r.metadata.name ?? ""}-helm`);
+      assert.equal(r.spec.helmSecretName, "outpost-helm-charts", "one per Registry");
       assert.equal(r.spec.helmRepoURLRegex, registry, "credentials go to the Registry's own URL only");
       const helm = decoded(await client.get<SecretObject>(secretsResource, r.spec.helmSecretName ?? "", ns));
       // The keys Fleet's gitjob reads (gitjob.go volumesFromSecret, argsAndEnvs).

@@ -3,8 +3,10 @@
 // the secret parameters (Fleet copies it to the clusters: downstreamResources +
 // valuesFrom). Per-cluster state is read from Fleet's BundleDeployments, never from
 // labels alone (status.ts fleetStates).
+import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { AppDeployment } from "../../api/app-deployment.generated.ts";
+import type { Registry } from "../../api/registry.generated.ts";
 import type { KubeObject } from "../../runtime/client.ts";
 import { secretsResource } from "../../runtime/core.ts";
 import type { Informer } from "../../runtime/informer.ts";
@@ -52,6 +54,8 @@ export class FleetEngine implements DeliveryEngine {
   readonly name = "fleet" as const;
   readonly clusters = "fleet" as const;
   private readonly repos;
+  /** Helm Secrets written by this process: `<namespace>/<name>` → content digest and when. */
+  private readonly helmWritten = new Map<string, { digest: string; at: number }>();
   private readonly bundleDeployments;
 
   constructor(private readonly manager: Manager) {
@@ -121,15 +125,15 @@ export class FleetEngine implements DeliveryEngine {
         { fieldManager },
       );
     };
-    // Chart credentials: the helm Secret Fleet's gitjob fetches the chart with, kept equal
-    // to the Registry's Secrets on every delivery.
+    // Chart credentials: the helm Secret Fleet's gitjob fetches the chart with, one per
+    // Registry, kept equal to the Registry's Secrets on every delivery.
     const helm = new Map<string, HelmAccess>();
     for (const b of bundles) {
       const registry = registries.get(b.chart.registry);
-      const h = registry && helmAccessFor(b, registry, access.get(b.chart.registry));
-      if (!h) continue;
+      const h = registry && helmAccessFor(registry, access.get(b.chart.registry));
+      if (!registry || !h) continue;
       helm.set(b.bundleName, h);
-      await writeSecret(b, h.secretName, h.data);
+      await this.writeHelmSecret(registry, h);
     }
     for (const b of bundles) {
       if (b.secret) await writeSecret(b, b.secret.name, { "values.yaml": b.secret.valuesYaml });
@@ -153,6 +157,47 @@ export class FleetEngine implements DeliveryEngine {
       if (!keep.has(repoName) && !r.metadata.deletionTimestamp)
         await client.delete(GitRepoResource, repoName, ns);
     }
+  }
+
+  /**
+   * A Registry's helm Secret, owned by the Registry (it goes with it). Written when its
+   * content differs from what this process wrote last, and at least every 10 minutes.
+   */
+  private async writeHelmSecret(registry: Registry, h: HelmAccess): Promise<void> {
+    const ns = registry.metadata.namespace ?? "";
+    const key = `${ns}/${h.secretName}`;
+    const digest = createHash("sha256")
+      .update(JSON.stringify([registry.metadata.uid, h.data]))
+      .digest("hex");
+    const last = this.helmWritten.get(key);
+    if (last?.digest === digest && Date.now() - last.at < 10 * 60_000) return;
+    await this.manager.client.apply(
+      secretsResource,
+      {
+        metadata: {
+          name: h.secretName,
+          namespace: ns,
+          labels: {
+            "app.kubernetes.io/managed-by": "outpost",
+            "outpost.dev/registry": registry.metadata.name ?? "",
+          },
+          ownerReferences: [
+            {
+              apiVersion: "catalog.outpost.dev/v1alpha1",
+              kind: "Registry",
+              name: registry.metadata.name ?? "",
+              uid: registry.metadata.uid ?? "",
+            },
+          ],
+        },
+        type: "Opaque",
+        data: Object.fromEntries(
+          Object.entries(h.data).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+        ),
+      } as KubeObject,
+      { fieldManager: this.manager.fieldManager, force: true },
+    );
+    this.helmWritten.set(key, { digest, at: Date.now() });
   }
 
   async pause(dep: AppDeployment, paused: boolean): Promise<void> {
