@@ -53,7 +53,9 @@ const maxArchiveBytes = 20 * 1024 * 1024;
  * basicHTTP, Argo CD's insecureOCIForceHttp).
  */
 export function plainHttp(url: string): boolean {
-  return url.startsWith("http://") || /^oci:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(\/|$)/.test(url);
+  return (
+    url.startsWith("http://") || /^oci:\/\/(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(\/|$)/.test(url)
+  );
 }
 
 const sha = (b: Buffer): string => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -78,7 +80,9 @@ export class RegistryClient {
    * except to a loopback host, which is plain HTTP as Docker and Helm treat local registries.
    */
   private oci(): { base: string; prefix: string } {
-    const u = new URL(this.access.url.replace(/^oci:\/\//, plainHttp(this.access.url) ? "http://" : "https://"));
+    const u = new URL(
+      this.access.url.replace(/^oci:\/\//, plainHttp(this.access.url) ? "http://" : "https://"),
+    );
     return { base: `${u.protocol}//${u.host}`, prefix: u.pathname.replace(/^\/+|\/+$/g, "") };
   }
 
