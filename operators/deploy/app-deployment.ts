@@ -417,6 +417,14 @@ export class AppDeploymentReconciler {
       this.condition(run, "Delivered", false, "EngineUnavailable", missing);
       throw new ReconcileError("EngineUnavailable", `${missing}; retrying`);
     }
+    const refused = engine.refusals(run.bundles);
+    if (refused.length > 0) {
+      return this.stalled(
+        run,
+        "NotDeliverable",
+        `${engineTitle[engine.name]} would not deliver this as written: ${refused.join("; ")}`,
+      );
+    }
     run.engine = engine;
     status.engine = engine.name;
     return Promise.resolve(next);

@@ -5,7 +5,9 @@ import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import { plainHttp, type RegistryAccess } from "../catalog/registry-client.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
+import { parse } from "yaml";
 import { dnsName, type GitTarget, type RenderedBundle } from "./render.ts";
+import { isMap } from "./values.ts";
 
 const fleet = (kind: string, plural: string): ResourceType => ({
   group: "fleet.cattle.io",
@@ -184,4 +186,42 @@ export function gitRepoFor(
       ...(helm ? { helmSecretName: helm.secretName, helmRepoURLRegex: helm.urlRegex } : {}),
     },
   };
+}
+
+// Fleet's target builder (internal/cmd/controller/target/target.go).
+const clusterLabelPrefix = "global.fleet.clusterLabels.";
+const maxTemplateRecursionDepth = 50;
+
+/**
+ * What of a bundle's values Fleet would not pass to Helm as written. Fleet's controller
+ * replaces every string value that begins with `global.fleet.clusterLabels.` by that
+ * cluster label's value ("" when the cluster lacks it) — in maps and in maps inside lists,
+ * whether or not helm.disablePreProcess is set — and refuses values nested deeper than 50
+ * maps (target/builder.go processLabelValues), for the bundle's values and the per-cluster
+ * overrides merged into them. Secret values arrive through valuesFrom, after that step.
+ */
+export function fleetValueProblems(bundle: RenderedBundle): string[] {
+  const problems: string[] = [];
+  const walk = (where: string, m: Record<string, unknown>, path: string, depth: number): boolean => {
+    if (depth > maxTemplateRecursionDepth) {
+      problems.push(
+        `${where}: values nested deeper than ${maxTemplateRecursionDepth + 1} levels (at ${path}), which Fleet refuses to deliver; flatten them`,
+      );
+      return false;
+    }
+    for (const [k, v] of Object.entries(m)) {
+      const at = path ? `${path}.${k}` : k;
+      if (typeof v === "string" && v.startsWith(clusterLabelPrefix))
+        problems.push(
+          `${where}: ${at} is "${v}", which Fleet replaces by the cluster's label ${v.slice(clusterLabelPrefix.length)} instead of passing it to Helm; Outpost passes values as written, so change the value (a per-cluster value: spec.overrides with a clusterSelector)`,
+        );
+      const maps = isMap(v) ? [v] : Array.isArray(v) ? v.filter(isMap) : [];
+      for (const item of maps) if (!walk(where, item, at, depth + 1)) return false;
+    }
+    return true;
+  };
+  const values: unknown = parse(bundle.files["values.yaml"] ?? "{}");
+  if (isMap(values)) walk(`values of application ${bundle.application}`, values, "", 0);
+  for (const o of bundle.overrides) walk(`spec.overrides[${o.index}].values`, o.values, "", 0);
+  return problems;
 }

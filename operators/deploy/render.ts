@@ -59,8 +59,8 @@ export interface RenderedBundle {
   releaseName: string;
   /** The chart: its Registry (by name), name and version. */
   chart: { registry: string; name: string; version: string };
-  /** Per-cluster overrides, in order (every matching one applies). */
-  overrides: { clusterSelector: LabelSelector; values: Values }[];
+  /** Per-cluster overrides, in order (every matching one applies); index: in spec.overrides. */
+  overrides: { clusterSelector: LabelSelector; values: Values; index: number }[];
   /** The secret parameters' values, never written to Git (a Secret for Fleet; Argo CD's valuesObject). */
   secret?: { name: string; valuesYaml: string; values: Values };
   /**
@@ -264,7 +264,9 @@ export function render(input: RenderInput): RenderedBundle[] {
     const namespace = placement?.namespace ?? pkg.spec.defaultNamespaces?.[ref.name] ?? depName;
     const secretName =
       Object.keys(secretValues).length > 0 ? dnsName(`${name}-secret-values`, 253) : undefined;
-    const overrides = (dep.spec.overrides ?? []).filter((o) => o.application === ref.name);
+    const overrides = (dep.spec.overrides ?? [])
+      .map((o, index) => ({ ...o, index }))
+      .filter((o) => o.application === ref.name);
     // Fleet merges valuesFrom (the secret values) after everything else, per-cluster
     // values included (helmdeployer/install.go getValues): an override of a secret
     // parameter would never take effect.
@@ -372,7 +374,11 @@ export function render(input: RenderInput): RenderedBundle[] {
         name: app.spec.chart.name,
         version: app.spec.chart.version,
       },
-      overrides: overrides.map((o) => ({ clusterSelector: o.clusterSelector, values: o.values })),
+      overrides: overrides.map((o) => ({
+        clusterSelector: o.clusterSelector,
+        values: o.values,
+        index: o.index,
+      })),
       ...(secretName ? { secret: { name: secretName, valuesYaml: secretYaml, values: secretValues } } : {}),
     });
   }

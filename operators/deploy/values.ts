@@ -3,7 +3,8 @@
 
 export type Values = Record<string, unknown>;
 
-const isMap = (v: unknown): v is Values => typeof v === "object" && v !== null && !Array.isArray(v);
+/** A Helm values map (not a list, not a scalar). */
+export const isMap = (v: unknown): v is Values => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** `over` merged onto `base` (neither is changed). */
 export function mergeValues(base: Values, over: Values): Values {

@@ -2003,16 +2003,22 @@ function preprocessHelmValues(opts: DeploymentOptions, cluster: FleetCluster): v
   const values: Values = opts.helm.values ?? {};
   opts.helm.values = values;
   if (!opts.helm.templateValues && Object.keys(values).length === 0) return;
-  // processLabelValues: "global.fleet.clusterLabels.<label>" strings become the label's value.
+  // processLabelValues: "global.fleet.clusterLabels.<label>" strings become the label's value
+  // (an absent label: ""), in maps and in maps inside lists, disablePreProcess or not;
+  // deeper than maxTemplateRecursionDepth (50, target/target.go) is an error.
   const prefix = "global.fleet.clusterLabels.";
-  const walk = (m: Values): void => {
+  const walk = (m: Values, depth: number): void => {
+    if (depth > 50)
+      throw new Error(
+        "maximum recursion depth of 50 exceeded for cluster label prefix processing, too many nested values",
+      );
     for (const [k, v] of Object.entries(m)) {
       if (typeof v === "string" && v.startsWith(prefix)) m[k] = labels[v.slice(prefix.length)] ?? "";
-      if (isObject(v)) walk(v);
-      if (Array.isArray(v)) for (const item of v) if (isObject(item)) walk(item);
+      if (isObject(v)) walk(v, depth + 1);
+      if (Array.isArray(v)) for (const item of v) if (isObject(item)) walk(item, depth + 1);
     }
   };
-  walk(values);
+  walk(values, 0);
   if (opts.helm.disablePreProcess) return;
   const context = {
     ClusterNamespace: cluster.metadata.namespace ?? "",

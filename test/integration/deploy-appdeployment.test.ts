@@ -613,6 +613,43 @@ describe("AppDeployment", () => {
     await eventually("literal gone", async () => ((await get("literal")) ? undefined : true), 60_000);
   });
 
+  it("refuses a value Fleet would replace by a cluster label, and leaves what it delivered", async () => {
+    // Fleet replaces string values beginning with global.fleet.clusterLabels. by the
+    // cluster's label, disablePreProcess or not (target/builder.go processLabelValues).
+    await client.create(
+      AppDeploymentResource,
+      deployment("labelled", { applications: [{ name: "web", values: { tier: "gold" } }] }),
+    );
+    await waitFor("labelled", "Running", (x) => x.status?.phase === "Running");
+    const commits = git.log("retail").length;
+    const before = (await gitRepos("labelled")).map((r) => [r.metadata.name, r.spec.revision]);
+
+    await client.mergePatch(AppDeploymentResource, "labelled", ns, {
+      spec: { applications: [{ name: "web", values: { tier: "global.fleet.clusterLabels.tier" } }] },
+    });
+    const refused = await waitFor(
+      "labelled",
+      "NotDeliverable",
+      (x) => getCondition(x.status?.conditions, "Ready")?.reason === "NotDeliverable",
+    );
+    assert.match(
+      getCondition(refused.status?.conditions, "Ready")?.message ?? "",
+      /values of application web: tier is "global\.fleet\.clusterLabels\.tier", which Fleet replaces by the cluster's label tier/,
+    );
+    assert.equal(getCondition(refused.status?.conditions, "Stalled")?.status, "True");
+    assert.equal(git.log("retail").length, commits, "nothing committed");
+    assert.deepEqual(
+      (await gitRepos("labelled")).map((r) => [r.metadata.name, r.spec.revision]),
+      before,
+      "the GitRepos stay on the delivered commit",
+    );
+    for (const bd of await fleet.bundleDeployments({ bundle: "labelled-web" }))
+      assert.equal((await fleet.valuesOf(bd)).tier, "gold");
+
+    await client.delete(AppDeploymentResource, "labelled", ns);
+    await eventually("labelled gone", async () => ((await get("labelled")) ? undefined : true), 60_000);
+  });
+
   it("deletes GitRepos and the folder in Git (one commit), then goes away", async () => {
     const commits = git.log("retail").length;
     git.down();

@@ -121,7 +121,7 @@ describe("the ApplicationSet of a bundle", () => {
     const spec = appSet(
       bundle({
         releaseName: "web",
-        overrides: [{ clusterSelector: { matchLabels: { tier: "store" } }, values: {} }],
+        overrides: [{ clusterSelector: { matchLabels: { tier: "store" } }, values: {}, index: 0 }],
         secret: { name: "s", valuesYaml: "", values: { x: "{{ .server }}" } },
       }),
       "http://127.0.0.1:5000/{{.name}}",
@@ -156,8 +156,12 @@ describe("the ApplicationSet of a bundle", () => {
     const spec = appSet(
       bundle({
         overrides: [
-          { clusterSelector: { matchLabels: { size: "large" } }, values: { replicaCount: 4 } },
-          { clusterSelector: { matchExpressions: [{ key: "gpu", operator: "Exists" }] }, values: {} },
+          { clusterSelector: { matchLabels: { size: "large" } }, values: { replicaCount: 4 }, index: 0 },
+          {
+            clusterSelector: { matchExpressions: [{ key: "gpu", operator: "Exists" }] },
+            values: {},
+            index: 1,
+          },
         ],
       }),
     ).spec as unknown as Spec;

@@ -314,6 +314,11 @@ export class ArgoCDEngine implements DeliveryEngine {
     return out;
   }
 
+  /** Argo CD passes values to Helm as written (valuesObject and value files). */
+  refusals(): string[] {
+    return [];
+  }
+
   limits(dep: AppDeployment): string[] {
     return dep.spec.rollout?.waves?.length
       ? [

@@ -78,6 +78,12 @@ export interface DeliveryEngine {
   holds(deployment: AppDeployment): boolean;
   /** Deletes the deployment's engine objects; resolves with how many are still going away. */
   remove(deployment: AppDeployment): Promise<number>;
+  /**
+   * What of the rendered bundles this engine would not deliver as written (a value it would
+   * rewrite, say), each said with the field to change: the deployment is refused before
+   * anything is committed.
+   */
+  refusals(bundles: RenderedBundle[]): string[];
   /** What of the deployment's spec this engine does not apply, said so (never silently dropped). */
   limits(deployment: AppDeployment): string[];
   /** Engine object kinds the deployment controller watches. */

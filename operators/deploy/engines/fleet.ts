@@ -15,6 +15,7 @@ import {
   applicationLabel,
   BundleDeploymentResource,
   deploymentLabel,
+  fleetValueProblems,
   gitRepoError,
   gitRepoFor,
   GitRepoResource,
@@ -231,6 +232,10 @@ export class FleetEngine implements DeliveryEngine {
 
   deliveredTargets(dep: AppDeployment): Map<string, GitTarget[]> {
     return new Map(this.owned(dep).map((r) => [r.metadata.name ?? "", r.spec.targets]));
+  }
+
+  refusals(bundles: RenderedBundle[]): string[] {
+    return bundles.flatMap(fleetValueProblems);
   }
 
   limits(dep: AppDeployment): string[] {
