@@ -53,6 +53,7 @@ export interface GitRepo extends KubeObject {
     clientSecretName?: string;
     helmSecretName?: string;
     helmRepoURLRegex?: string;
+    forceSyncGeneration?: number;
     pollingInterval?: string;
   };
   status?: {
@@ -135,6 +136,22 @@ export function helmAccessFor(
   };
 }
 
+export interface GitRepoOptions {
+  paused?: boolean;
+  /** Default: the bundle's own targets. */
+  targets?: GitTarget[];
+  /** The helm Secret its chart is fetched with. */
+  helm?: HelmAccess;
+  /**
+   * How many times the bundle's secret values changed (0: never). It becomes the GitRepo's
+   * forceSyncGeneration, which Fleet copies into every BundleDeployment's options: a new
+   * deployment ID, so agents upgrade the release and a failure stays reported (Fleet's
+   * own redeploy on a copied Secret, DownstreamResourcesGeneration, keeps the deployment
+   * ID: a failed upgrade is retried as "already installed" and reported deployed).
+   */
+  valuesGeneration?: number;
+}
+
 /**
  * The GitRepo delivering one bundle at `commit`, owned by its AppDeployment. Pinned by
  * `revision`, with no `branch`: Fleet starts a job for a GitRepo whenever its commit
@@ -148,10 +165,9 @@ export function gitRepoFor(
   bundle: RenderedBundle,
   git: GitTargetRepo,
   commit: string,
-  paused: boolean,
-  targets: GitTarget[] = bundle.targets,
-  helm?: HelmAccess,
+  options: GitRepoOptions = {},
 ): GitRepo {
+  const { paused = false, targets = bundle.targets, helm, valuesGeneration = 0 } = options;
   const name = dep.metadata.name ?? "";
   return {
     apiVersion: "fleet.cattle.io/v1alpha1",
@@ -184,6 +200,7 @@ export function gitRepoFor(
       paused,
       ...(git.secretName ? { clientSecretName: git.secretName } : {}),
       ...(helm ? { helmSecretName: helm.secretName, helmRepoURLRegex: helm.urlRegex } : {}),
+      ...(valuesGeneration > 0 ? { forceSyncGeneration: valuesGeneration } : {}),
     },
   };
 }

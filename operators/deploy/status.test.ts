@@ -222,7 +222,10 @@ describe("slim BundleDeployments", () => {
     const fat = {
       ...full,
       metadata: { ...full.metadata, name: "shop-web", namespace: "cluster-x", managedFields: [{}] },
-      spec: { ...full.spec, options: { helm: { values: { big: "x".repeat(10_000) } } } },
+      spec: {
+        ...full.spec,
+        options: { forceSyncGeneration: 3, helm: { values: { big: "x".repeat(10_000) } } },
+      },
       status: {
         ...full.status,
         resources: Array.from({ length: 100 }, (_, i) => ({ kind: "Pod", name: `p${i}` })),
@@ -236,11 +239,16 @@ describe("slim BundleDeployments", () => {
         { application: "web", bundleName: "shop-web", targets: [{ name: "all", clusterName: "store-1" }] },
       ],
       clusters: [cluster("store-1", {})],
-      stateOf: fleetStates([b]),
+      stateOf: fleetStates([b], new Map([["shop-web", 3]])),
       now,
       offlineAfterMs: 60_000,
     });
     assert.deepEqual(aggregate(input(slim)), aggregate(input(fat)));
+    assert.equal(
+      aggregate(input(slim)).summary.notReady,
+      1,
+      "ImagePullBackOff: not Pending on the sync generation",
+    );
   });
 });
 
@@ -281,7 +289,48 @@ describe("fleetStates follows Fleet's GetDeploymentState", () => {
       status: { appliedDeploymentID: "old", ready: true, nonModified: true },
     });
     assert.equal(s.state, "Pending");
-    assert.match(s.message, /holds the current revision back/);
+    assert.match(s.message, /^OutOfSync: Fleet holds the current revision back/);
+  });
+
+  it("changed secret values are Pending until Fleet's options carry them and the agent copied them", () => {
+    const withGen = (generation: number, d: Omit<FleetBundleDeployment, "metadata">) =>
+      fleetStates([{ metadata: { labels }, ...d }], new Map([["shop-web", generation]]))(app, "s1");
+    const applied = { appliedDeploymentID: "a", ready: true, nonModified: true };
+    // The GitRepo says generation 2; Fleet's BundleDeployment still has the options of 1.
+    const old = withGen(2, {
+      spec: { deploymentID: "a", stagedDeploymentID: "a", options: { forceSyncGeneration: 1 } },
+      status: applied,
+    });
+    assert.deepEqual(old, {
+      state: "Pending",
+      message: "Fleet has not rolled out the changed secret values yet",
+    });
+    const copying = withGen(2, {
+      spec: {
+        deploymentID: "a",
+        stagedDeploymentID: "a",
+        options: { forceSyncGeneration: 2 },
+        downstreamResourcesGeneration: 4,
+      },
+      status: { ...applied, downstreamResourcesGeneration: 3 },
+    });
+    assert.equal(copying.state, "Pending");
+    assert.match(copying.message, /not copied the changed secret values/);
+    const done = withGen(2, {
+      spec: {
+        deploymentID: "a",
+        stagedDeploymentID: "a",
+        options: { forceSyncGeneration: 2 },
+        downstreamResourcesGeneration: 4,
+      },
+      status: { ...applied, downstreamResourcesGeneration: 4 },
+    });
+    assert.deepEqual(done, { state: "Ready", message: "" });
+    // Never changed: no generation on either side.
+    assert.equal(
+      state({ spec: { deploymentID: "a", stagedDeploymentID: "a" }, status: applied }).state,
+      "Ready",
+    );
   });
 
   it("Deployed=False with the old appliedDeploymentID is Failed, with the agent's message", () => {

@@ -22,7 +22,12 @@ export interface FleetBundleDeployment {
     resourceVersion?: string;
     labels?: Record<string, string>;
   };
-  spec?: { deploymentID?: string; stagedDeploymentID?: string };
+  spec?: {
+    deploymentID?: string;
+    stagedDeploymentID?: string;
+    options?: { forceSyncGeneration?: number } & Record<string, unknown>;
+    downstreamResourcesGeneration?: number;
+  };
   status?: {
     ready?: boolean;
     nonModified?: boolean;
@@ -34,6 +39,7 @@ export interface FleetBundleDeployment {
       delete?: boolean;
     }[];
     appliedDeploymentID?: string;
+    downstreamResourcesGeneration?: number;
     display?: { state?: string };
     conditions?: { type: string; status: string; message?: string }[];
     nonReadyStatus?: { kind?: string; name?: string; summary?: { message?: string[] } }[];
@@ -59,12 +65,21 @@ export function slimBundleDeployment(bd: FleetBundleDeployment): FleetBundleDepl
     spec: {
       ...(spec?.deploymentID !== undefined ? { deploymentID: spec.deploymentID } : {}),
       ...(spec?.stagedDeploymentID !== undefined ? { stagedDeploymentID: spec.stagedDeploymentID } : {}),
+      ...(spec?.options?.forceSyncGeneration
+        ? { options: { forceSyncGeneration: spec.options.forceSyncGeneration } }
+        : {}),
+      ...(spec?.downstreamResourcesGeneration
+        ? { downstreamResourcesGeneration: spec.downstreamResourcesGeneration }
+        : {}),
     },
     status: {
       ...(s?.ready !== undefined ? { ready: s.ready } : {}),
       ...(s?.nonModified !== undefined ? { nonModified: s.nonModified } : {}),
       ...(modified ? { modifiedStatus: [modified] } : {}),
       ...(s?.appliedDeploymentID !== undefined ? { appliedDeploymentID: s.appliedDeploymentID } : {}),
+      ...(s?.downstreamResourcesGeneration
+        ? { downstreamResourcesGeneration: s.downstreamResourcesGeneration }
+        : {}),
       ...(s?.display?.state !== undefined ? { display: { state: s.display.state } } : {}),
       ...(conditions.length > 0 ? { conditions } : {}),
       ...(resource ? { nonReadyStatus: [resource] } : {}),
@@ -141,11 +156,17 @@ function notReadyMessage(bd: FleetBundleDeployment): string {
  *   (ErrApplied: a template error, an ownership conflict, a missing valuesFrom Secret):
  *   Failed, with the agent's message — except while it waits for a dependency, which is
  *   Pending; otherwise it is on its way (WaitApplied): Pending;
+ * - its options must carry the bundle's current `forceSyncGeneration` (`valuesGenerations`,
+ *   by bundle name: how many times the secret values changed), and the agent must have
+ *   copied the Secrets it names (spec.downstreamResourcesGeneration reached in status):
+ *   until then the changed secret values are on their way, Pending;
  * - applied but not ready: NotReady; applied and ready but the cluster's resources differ
  *   from it (Modified, drift): NotReady, saying which resource.
+ * States keep Fleet's names in their messages (OutOfSync, Modified).
  */
 export function fleetStates(
   bundleDeployments: FleetBundleDeployment[],
+  valuesGenerations = new Map<string, number>(),
 ): (app: AppTargets, cluster: string) => ClusterAppState {
   const byBundleCluster = new Map<string, FleetBundleDeployment>();
   for (const bd of bundleDeployments) {
@@ -168,8 +189,10 @@ export function fleetStates(
       return {
         state: "Pending",
         message:
-          "Fleet holds the current revision back (staged, not deployed: its rollout partition is not reached, maxUnavailable is used up, or the cluster is paused)",
+          "OutOfSync: Fleet holds the current revision back (staged, not deployed: its rollout partition is not reached, maxUnavailable is used up, or the cluster is paused)",
       };
+    if ((bd?.spec?.options?.forceSyncGeneration ?? 0) !== (valuesGenerations.get(app.bundleName) ?? 0))
+      return { state: "Pending", message: "Fleet has not rolled out the changed secret values yet" };
     if (id !== bd?.status?.appliedDeploymentID) {
       const deployed = bd?.status?.conditions?.find((c) => c.type === "Deployed" && c.status === "False");
       if (deployed?.message && !waitsOnDependency(deployed.message))
@@ -180,6 +203,11 @@ export function fleetStates(
       if (deployed?.message) return { state: "Pending", message: deployed.message };
       return { state: "Pending", message: "the current revision is not applied yet" };
     }
+    if ((bd.spec?.downstreamResourcesGeneration ?? 0) > (bd.status.downstreamResourcesGeneration ?? 0))
+      return {
+        state: "Pending",
+        message: "Fleet's agent has not copied the changed secret values to the cluster yet",
+      };
     if (!bd.status.ready) return { state: "NotReady", message: notReadyMessage(bd) };
     if (bd.status.nonModified === false) {
       const m = bd.status.modifiedStatus?.[0];

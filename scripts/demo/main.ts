@@ -188,7 +188,7 @@ async function renderedBundles(state: DemoState, d: Delivered): Promise<Bundles>
 async function fleetGitRepos(client: KubeClient, d: Delivered): Promise<GitRepo[]> {
   const git = { url: "<the project's repository>", branch: "main" };
   const bundles = await renderFor(client, d.deployment, d.deployment.spec);
-  return bundles.map((b) => gitRepoFor(d.deployment, b, git, d.deployment.status?.commit ?? "", false));
+  return bundles.map((b) => gitRepoFor(d.deployment, b, git, d.deployment.status?.commit ?? ""));
 }
 
 const targetText = (targets: GitRepo["spec"]["targets"]): string =>

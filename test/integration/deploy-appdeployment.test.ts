@@ -198,6 +198,61 @@ describe("AppDeployment", () => {
     await eventually("owned deleted", async () => ((await get("owned")) ? undefined : true));
   });
 
+  it("delivers changed secret values as an upgrade: Failed with Helm's message where it fails, then everywhere", async () => {
+    // Fleet's own redeploy on a copied Secret keeps the deployment ID, and a failed one is
+    // retried as already installed (agent deployer.go helmdeploy EnsureInstalled) and then
+    // reported deployed, with the old values still running.
+    const helmError =
+      'template: db/templates/secret.yaml:7:20: executing "db/templates/secret.yaml": password too short';
+    await client.create(secretsResource, {
+      metadata: { name: "rotate-password", namespace: ns },
+      stringData: { password: "first-value" },
+    } as KubeObject);
+    const parameters = [
+      {
+        application: "db",
+        name: "auth.password",
+        secretKeyRef: { name: "rotate-password", key: "password" },
+      },
+    ];
+    await client.create(AppDeploymentResource, deployment("rotate", { parameters }));
+    await waitFor("rotate", "Running", (x) => x.status?.phase === "Running");
+    const commits = git.log("retail").length;
+    const copied = (cluster: string): string =>
+      fleet.downstream(cluster).find((o) => o.kind === "Secret" && o.name === "rotate-db-secret-values")
+        ?.data["values.yaml"] ?? "";
+    assert.match(copied("store-2"), /first-value/);
+
+    fleet.failInstall("store-2", helmError);
+    try {
+      await client.mergePatch(secretsResource, "rotate-password", ns, {
+        stringData: { password: "second-value" },
+      });
+      const d = await waitFor("rotate", "store-2 Failed", (x) =>
+        (x.status?.clusters ?? []).some((c) => c.name === "store-2" && c.state === "Failed"),
+      );
+      const store2 = d.status?.clusters?.find((c) => c.name === "store-2");
+      assert.ok(
+        (store2?.message ?? "").includes(`db: Fleet could not apply the current revision: ${helmError}`),
+        JSON.stringify(store2),
+      );
+      assert.equal(d.status?.phase, "Degraded");
+      assert.match(copied("store-1"), /second-value/);
+      assert.ok(!JSON.stringify(d.status).includes("second-value"), "no secret value in status");
+    } finally {
+      fleet.healCluster("store-2");
+    }
+    const healed = await waitFor("rotate", "Running once healed", (x) => x.status?.phase === "Running");
+    assert.equal(healed.status?.summary?.ready, 2);
+    assert.match(copied("store-2"), /second-value/);
+    assert.equal(git.log("retail").length, commits, "secret values never go to Git");
+    const [bd] = await fleet.bundleDeployments({ bundle: "rotate-db", cluster: "store-2" });
+    assert.equal(bd?.spec.options?.forceSyncGeneration, 1, "one change of the values");
+
+    await client.delete(AppDeploymentResource, "rotate", ns);
+    await eventually("rotate gone", async () => ((await get("rotate")) ? undefined : true), 60_000);
+  });
+
   it("upgrades with exactly one new commit and revision, and a restart adds none", async () => {
     const before = git.log("retail").length;
     await client.mergePatch(AppDeploymentResource, "storefront", ns, {

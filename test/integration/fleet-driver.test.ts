@@ -558,6 +558,61 @@ describe("Fleet test driver", () => {
     );
   });
 
+  it("redeploys on a changed downstream Secret, forgets a failed redeploy, and keeps a failed forceSyncGeneration", async () => {
+    // agent bundledeployment_controller.go: copyResourcesFromUpstream says the copy changed,
+    // DeployBundle forces an upgrade with the same deployment ID; when it fails, the next
+    // reconcile copies nothing new and helmdeploy finds the old release installed
+    // (deployer.go helmdeploy EnsureInstalled): Deployed=True, old release, new Secret.
+    const dbOf = async () => {
+      const [bd] = await driver.bundleDeployments({ cluster: "store-1", bundle: "shop-db" });
+      assert.ok(bd);
+      return bd;
+    };
+    const before = await dbOf();
+    const release = before.status?.release ?? "";
+    driver.failInstall("store-1", "UPGRADE FAILED: template: db/templates/secret.yaml:3: bad password");
+    try {
+      await client.mergePatch(secrets, "shop-db-secret-values", ws, {
+        stringData: { "values.yaml": "auth:\n  password: rotated\n" },
+      });
+      await driver.sync();
+      const forgotten = await dbOf();
+      assert.equal(
+        forgotten.spec.downstreamResourcesGeneration,
+        (before.spec.downstreamResourcesGeneration ?? 0) + 1,
+        "the bundle controller counted the copy",
+      );
+      assert.equal(
+        forgotten.status?.downstreamResourcesGeneration,
+        forgotten.spec.downstreamResourcesGeneration,
+      );
+      assert.equal(forgotten.spec.deploymentID, before.spec.deploymentID);
+      assert.equal(forgotten.status.release, release, "no upgrade happened");
+      assert.equal(cond(forgotten.status.conditions, "Deployed")?.status, "True", "and none is reported");
+      assert.match(
+        driver.downstream("store-1").find((o) => o.name === "shop-db-secret-values")?.data["values.yaml"] ??
+          "",
+        /rotated/,
+      );
+
+      // forceSyncGeneration: a new deployment ID; its failure stays (ErrApplied).
+      await client.mergePatch(GitRepoResource, "shop", ws, { spec: { forceSyncGeneration: 1 } });
+      await driver.sync();
+      const failed = await dbOf();
+      assert.equal(failed.spec.options?.forceSyncGeneration, 1);
+      assert.notEqual(failed.spec.deploymentID, before.spec.deploymentID);
+      assert.equal(failed.status?.appliedDeploymentID, before.spec.deploymentID);
+      assert.match(cond(failed.status?.conditions, "Deployed")?.message ?? "", /bad password/);
+      assert.equal(failed.status?.display?.state, "ErrApplied");
+    } finally {
+      driver.healCluster("store-1");
+    }
+    await driver.sync();
+    const upgraded = await dbOf();
+    assert.equal(upgraded.status?.appliedDeploymentID, upgraded.spec.deploymentID);
+    assert.notEqual(upgraded.status?.release, release);
+  });
+
   it("runs in the background and removes bundles and BundleDeployments with the GitRepo", async () => {
     driver.start(50);
     await client.delete(GitRepoResource, "shop", ws);

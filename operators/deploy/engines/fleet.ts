@@ -36,6 +36,9 @@ export function ownedBy(obj: KubeObject, dep: AppDeployment): boolean {
   );
 }
 
+/** On a secret-values Secret: how many times its values changed (GitRepoOptions.valuesGeneration). */
+const valuesGenerationAnnotation = "outpost.dev/values-generation";
+
 function sameGitRepo(have: GitRepo, want: GitRepo): boolean {
   const labels = have.metadata.labels ?? {};
   return (
@@ -100,13 +103,20 @@ export class FleetEngine implements DeliveryEngine {
       })
     ).items.filter((o) => ownedBy(o, dep));
     const wanted = new Set<string>();
-    const writeSecret = async (b: RenderedBundle, secretName: string, text: Record<string, string>) => {
+    // Each change of a Secret's values counts up its generation (valuesGeneration).
+    const writeSecret = async (
+      b: RenderedBundle,
+      secretName: string,
+      text: Record<string, string>,
+    ): Promise<number> => {
       wanted.add(secretName);
       const data = Object.fromEntries(
         Object.entries(text).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
       );
       const have = ownSecrets.find((s) => s.metadata.name === secretName);
-      if (have && isDeepStrictEqual(have.data, data)) return;
+      const generation = Number(have?.metadata.annotations?.[valuesGenerationAnnotation] ?? "0") || 0;
+      if (have && isDeepStrictEqual(have.data, data)) return generation;
+      const next = have ? generation + 1 : 0;
       await client.apply(
         secretsResource,
         {
@@ -118,13 +128,15 @@ export class FleetEngine implements DeliveryEngine {
               [applicationLabel]: b.application,
               "app.kubernetes.io/managed-by": "outpost",
             },
-            ownerReferences: gitRepoFor(dep, b, git, commit, false).metadata.ownerReferences,
+            annotations: { [valuesGenerationAnnotation]: String(next) },
+            ownerReferences: gitRepoFor(dep, b, git, commit).metadata.ownerReferences,
           },
           type: "Opaque",
           data,
         },
         { fieldManager },
       );
+      return next;
     };
     // Chart credentials: the helm Secret Fleet's gitjob fetches the chart with, one per
     // Registry, kept equal to the Registry's Secrets on every delivery.
@@ -136,8 +148,13 @@ export class FleetEngine implements DeliveryEngine {
       helm.set(b.bundleName, h);
       await this.writeHelmSecret(registry, h);
     }
+    const generations = new Map<string, number>();
     for (const b of bundles) {
-      if (b.secret) await writeSecret(b, b.secret.name, { "values.yaml": b.secret.valuesYaml });
+      if (b.secret)
+        generations.set(
+          b.bundleName,
+          await writeSecret(b, b.secret.name, { "values.yaml": b.secret.valuesYaml }),
+        );
     }
     for (const s of ownSecrets) {
       if (!wanted.has(s.metadata.name ?? "")) await client.delete(secretsResource, s.metadata.name ?? "", ns);
@@ -149,7 +166,10 @@ export class FleetEngine implements DeliveryEngine {
     for (const b of bundles) {
       if (b.targets.length === 0) continue;
       keep.add(b.bundleName);
-      const desired = gitRepoFor(dep, b, git, commit, false, b.targets, helm.get(b.bundleName));
+      const desired = gitRepoFor(dep, b, git, commit, {
+        helm: helm.get(b.bundleName),
+        valuesGeneration: generations.get(b.bundleName) ?? 0,
+      });
       const have = existing.get(b.bundleName);
       if (have && sameGitRepo(have, desired)) continue;
       await client.apply(GitRepoResource, desired, { fieldManager });
@@ -216,6 +236,7 @@ export class FleetEngine implements DeliveryEngine {
         [deploymentLabel]: dep.metadata.name ?? "",
         "fleet.cattle.io/bundle-namespace": dep.metadata.namespace ?? "",
       }),
+      new Map(this.owned(dep).map((r) => [r.metadata.name ?? "", r.spec.forceSyncGeneration ?? 0])),
     );
   }
 
