@@ -321,7 +321,7 @@ export interface AppDeployment {
      */
     revision?: number;
     /**
-     * Hash of the spec being delivered; an Approval names it.
+     * Hash of the spec being delivered; an Approval names it: the first 16 hexadecimal digits of the SHA-256 of the spec without suspend, as JSON with object keys sorted and no whitespace.
      */
     revisionHash?: string;
     /**

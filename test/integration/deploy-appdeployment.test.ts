@@ -15,7 +15,6 @@ import {
 } from "../../operators/api/resources.generated.ts";
 import { ControllerRevisionResource, GitRepoResource, type GitRepo } from "../../operators/deploy/fleet.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
-import { revisionHash } from "../../operators/deploy/lifecycle.ts";
 import type { ControllerRevision } from "../../operators/deploy/revisions.ts";
 import type { KubeClient, KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
@@ -26,6 +25,7 @@ import { eventually, useControlPlane } from "../support/controlplane.ts";
 import {
   packageResolved,
   shopDeployment,
+  specHash,
   startDeployFixture,
   waitForDeployment,
   type DeployFixture,
@@ -83,7 +83,7 @@ describe("AppDeployment", () => {
     const d = await waitFor("storefront", "Running", (x) => x.status?.phase === "Running");
     assert.deepEqual(d.status?.summary, { targets: 2, ready: 2, notReady: 0, offline: 0, pending: 0 });
     assert.equal(d.status.revision, 1);
-    assert.equal(d.status.revisionHash, revisionHash(d.spec));
+    assert.equal(d.status.revisionHash, specHash(d.spec));
     assert.equal(getCondition(d.status.conditions, "Ready")?.status, "True");
     assert.deepEqual(
       d.status.applications?.map((a) => [a.name, a.targets, a.ready]),
@@ -375,7 +375,7 @@ describe("AppDeployment", () => {
 
     await client.create(ApprovalResource, {
       metadata: { name: "storefront-ok", namespace: ns },
-      spec: { deploymentRef: { name: "storefront" }, revisionHash: revisionHash(d.spec) },
+      spec: { deploymentRef: { name: "storefront" }, revisionHash: specHash(d.spec) },
     } as KubeObject);
     d = await waitFor("storefront", "Running after approval", (x) => x.status?.phase === "Running");
     assert.equal(d.status?.revision, 3);
@@ -393,12 +393,12 @@ describe("AppDeployment", () => {
     // kubectl outpost rollback --to-revision 1 (revision 1 needed no approval).
     assert.deepEqual(await rollback(client, ns, "storefront", 1), {
       revision: 1,
-      hash: revisionHash(first.data.spec),
+      hash: specHash(first.data.spec),
     });
     const d = await waitFor(
       "storefront",
       "rolled back",
-      (x) => x.status?.phase === "Running" && x.status.revisionHash === revisionHash(first.data.spec),
+      (x) => x.status?.phase === "Running" && x.status.revisionHash === specHash(first.data.spec),
     );
     assert.doesNotMatch(git.show("retail", "storefront/web/values.yaml") ?? "", /replicaCount: 5/);
     assert.equal(d.status?.revision, 4);

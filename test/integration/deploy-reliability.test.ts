@@ -9,12 +9,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { AppDeploymentResource } from "../../operators/api/resources.generated.ts";
-import { revisionHash } from "../../operators/deploy/lifecycle.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { OperatorProcess } from "../support/operator.ts";
 import {
   shopDeployment,
+  specHash,
   startDeployFixture,
   waitForDeployment,
   type DeployFixture,
@@ -81,7 +81,7 @@ describe("deploy operator reliability", () => {
     for (const name of deployments) {
       const current = await fx.client.get<ReturnType<typeof shopDeployment>>(AppDeploymentResource, name, ns);
       assert.ok(current);
-      const hash = revisionHash(current.spec);
+      const hash = specHash(current.spec);
       await waitForDeployment(
         fx.client,
         ns,

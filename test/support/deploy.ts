@@ -3,6 +3,7 @@
 // charts, a Registry, two Applications (web with a number parameter, db with a secret
 // one) and a package shop 1.0.0 (web requires db), the catalog operator, and the Fleet
 // test driver with clusters store-1, store-2 (tier=store) and central (tier=central).
+import { createHash } from "node:crypto";
 import type { AppDeployment } from "../../operators/api/app-deployment.generated.ts";
 import {
   AppDeploymentResource,
@@ -49,6 +50,29 @@ const app = (ns: string, name: string, parameters: object[], values: object): Ku
       profiles: [{ name: "standard", values, parameters }],
     },
   }) as KubeObject;
+
+/**
+ * An AppDeployment's revisionHash as its API reference defines it (status.revisionHash):
+ * the first 16 hexadecimal digits of the SHA-256 of the spec without suspend, as JSON
+ * with object keys sorted and no whitespace. Written here from that definition.
+ */
+export function specHash(spec: AppDeployment["spec"]): string {
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(sorted)
+      : v !== null && typeof v === "object"
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  const { suspend: _suspend, ...delivered } = spec;
+  return createHash("sha256")
+    .update(JSON.stringify(sorted(delivered)))
+    .digest("hex")
+    .slice(0, 16);
+}
 
 /**
  * Namespace `ns` ready for the shop: Secret outpost-git naming repository `git`, Secret
