@@ -13,11 +13,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { AppDeployment } from "../operators/api/app-deployment.generated.ts";
 import { AppDeploymentResource } from "../operators/api/resources.generated.ts";
-import {
-  BundleDeploymentResource,
-  FleetClusterResource,
-  GitRepoResource,
-} from "../operators/deploy/fleet.ts";
+import { BundleDeploymentResource, GitRepoResource } from "../operators/deploy/fleet.ts";
 import { registerCatalog } from "../operators/catalog/index.ts";
 import { KubeClient, type KubeObject } from "../operators/runtime/client.ts";
 import { installCRDs, kubeConfigFromFile, startControlPlane } from "../test/controlplane/index.ts";
@@ -31,6 +27,7 @@ import { makeChart, pushChart, startOciRegistry } from "../test/support/services
 import { machine, metric, type BenchmarkResult } from "./report.ts";
 import { apiRequests, apiServerAccess, createBenchShop, pool, rssMiB } from "./support.ts";
 import { namespacesResource } from "../operators/runtime/core.ts";
+import { FleetClusterResource } from "../operators/inventory/registrations.ts";
 
 const clusters = Number(process.env.BENCH_CLUSTERS ?? "10000");
 const deployments = Number(process.env.BENCH_DEPLOYMENTS ?? "1000");

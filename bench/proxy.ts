@@ -15,7 +15,7 @@ import {
   ApplicationResource,
   DeploymentPackageResource,
 } from "../operators/api/resources.generated.ts";
-import { FleetClusterResource, GitRepoResource } from "../operators/deploy/fleet.ts";
+import { GitRepoResource } from "../operators/deploy/fleet.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../operators/runtime/client.ts";
 import { namespacesResource, secretsResource } from "../operators/runtime/core.ts";
 import { kubeConfigFromFile, startControlPlane } from "../test/controlplane/index.ts";
@@ -25,6 +25,7 @@ import { startEdgeBackend } from "../test/support/edge-backend.ts";
 import { installOutpost } from "../test/support/install.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
 import { rssMiB } from "./support.ts";
+import { FleetClusterResource } from "../operators/inventory/registrations.ts";
 
 const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? "10");
 const connections = 50;

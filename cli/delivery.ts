@@ -6,19 +6,16 @@ import type { AppDeployment } from "../operators/api/app-deployment.generated.ts
 import {
   ArgoApplicationResource,
   ApplicationSetResource,
-  argoSecretTypeLabel,
   argoStates,
   deliveredFromApplicationSet,
-  projectLabel,
   type ApplicationSet,
   type ArgoApplication,
 } from "../operators/deploy/argocd.ts";
 import { deliveredFromGitRepo } from "../operators/deploy/delivered.ts";
-import type { DeliveredApp } from "../operators/deploy/engines/engine.ts";
+import type { DeliveredApp } from "../operators/deploy/delivered.ts";
 import {
   BundleDeploymentResource,
   deploymentLabel,
-  FleetClusterResource,
   GitRepoResource,
   type GitRepo,
 } from "../operators/deploy/fleet.ts";
@@ -37,6 +34,11 @@ import {
 import { ApiError, type KubeClient, type KubeObject } from "../operators/runtime/client.ts";
 import { secretsResource } from "../operators/runtime/core.ts";
 import { CatalogError } from "../operators/catalog/format.ts";
+import {
+  argoSecretTypeLabel,
+  FleetClusterResource,
+  projectLabel,
+} from "../operators/inventory/registrations.ts";
 
 export type Progress = (line: string) => void;
 

@@ -8,11 +8,18 @@ import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import { plainHttp } from "../catalog/registry-client.ts";
-import type { DeliveredApp } from "./engines/engine.ts";
+import type { DeliveredApp } from "./delivered.ts";
 import { namespaceAnnotation, releaseAnnotation, type GitTargetRepo } from "./fleet.ts";
-import { contentLabel, dnsName, type GitTarget, type RenderedBundle } from "./render.ts";
-import type { LabelSelector } from "./selector.ts";
+import { contentLabel, type RenderedBundle } from "./render.ts";
 import type { ClusterState } from "./status.ts";
+import { dnsName } from "../runtime/names.ts";
+import type { ClusterTarget, LabelSelector } from "../inventory/selector.ts";
+import {
+  appProjectName,
+  argoSecretTypeLabel,
+  clusterLabel,
+  projectLabel,
+} from "../inventory/registrations.ts";
 
 const argo = (kind: string, plural: string): ResourceType => ({
   group: "argoproj.io",
@@ -26,34 +33,10 @@ export const ApplicationSetResource = argo("ApplicationSet", "applicationsets");
 export const ArgoApplicationResource = argo("Application", "applications");
 export const AppProjectResource = argo("AppProject", "appprojects");
 
-/** The label Argo CD finds its cluster and repository Secrets by (common/common.go). */
-export const argoSecretTypeLabel = "argocd.argoproj.io/secret-type";
-/** On an Outpost-registered Argo CD cluster Secret: the project namespace it belongs to. */
-export const projectLabel = "outpost.dev/project";
-/**
- * The cluster's name in Outpost, on its Argo CD cluster Secret and on every Application
- * Outpost's ApplicationSets generate for it. The Secret's `name` key must be unique in
- * the whole Argo CD instance (the cluster generator keys clusters by it), so it is
- * `<project>.<cluster>`; this label keeps the name a project knows.
- */
-export const clusterLabel = "outpost.dev/cluster";
 /** The finalizer that makes Argo CD delete an Application's resources with it. */
 export const resourcesFinalizer = "resources-finalizer.argocd.argoproj.io";
 /** The annotation that asks Argo CD to compare an Application again now (normal | hard). */
 export const refreshAnnotation = "argocd.argoproj.io/refresh";
-
-/** Labels of a cluster Secret that are Argo CD's or Outpost's, not placement labels. */
-export function isRegistrationLabel(key: string): boolean {
-  return (
-    key === argoSecretTypeLabel ||
-    key === projectLabel ||
-    key === clusterLabel ||
-    key.startsWith("app.kubernetes.io/")
-  );
-}
-
-/** The AppProject that confines an Outpost project's Applications. */
-export const appProjectName = (namespace: string): string => `outpost-${namespace}`;
 
 export interface ArgoApplication extends KubeObject {
   spec?: {
@@ -466,9 +449,9 @@ export function deliveredFromApplicationSet(a: ApplicationSet): DeliveredApp | u
   const deployment = l["outpost.dev/deployment"];
   const application = l["outpost.dev/application"];
   if (!deployment || !application || !ann[namespaceAnnotation] || !ann[releaseAnnotation]) return undefined;
-  let targets: GitTarget[];
+  let targets: ClusterTarget[];
   try {
-    targets = JSON.parse(ann[targetsAnnotation] ?? "[]") as GitTarget[];
+    targets = JSON.parse(ann[targetsAnnotation] ?? "[]") as ClusterTarget[];
   } catch {
     targets = [];
   }

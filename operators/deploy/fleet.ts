@@ -6,8 +6,10 @@ import type { Registry } from "../api/registry.generated.ts";
 import { plainHttp, type RegistryAccess } from "../catalog/registry-client.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import { parse } from "yaml";
-import { dnsName, type GitTarget, type RenderedBundle } from "./render.ts";
+import { type RenderedBundle } from "./render.ts";
 import { isMap } from "./values.ts";
+import { dnsName } from "../runtime/names.ts";
+import type { ClusterTarget } from "../inventory/selector.ts";
 
 const fleet = (kind: string, plural: string): ResourceType => ({
   group: "fleet.cattle.io",
@@ -18,7 +20,6 @@ const fleet = (kind: string, plural: string): ResourceType => ({
 });
 
 export const GitRepoResource = fleet("GitRepo", "gitrepos");
-export const FleetClusterResource = fleet("Cluster", "clusters");
 export const BundleDeploymentResource = fleet("BundleDeployment", "bundledeployments");
 
 export const ControllerRevisionResource: ResourceType = {
@@ -48,7 +49,7 @@ export interface GitRepo extends KubeObject {
     branch?: string;
     revision?: string;
     paths: string[];
-    targets: GitTarget[];
+    targets: ClusterTarget[];
     paused: boolean;
     clientSecretName?: string;
     helmSecretName?: string;
@@ -139,7 +140,7 @@ export function helmAccessFor(
 export interface GitRepoOptions {
   paused?: boolean;
   /** Default: the bundle's own targets. */
-  targets?: GitTarget[];
+  targets?: ClusterTarget[];
   /** The helm Secret its chart is fetched with. */
   helm?: HelmAccess;
   /**

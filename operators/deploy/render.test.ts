@@ -7,8 +7,9 @@ import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
 import type { Registry } from "../api/registry.generated.ts";
-import { dnsName, render, RenderError, treeDigest, treeOf, type RenderInput } from "./render.ts";
+import { render, RenderError, treeDigest, treeOf, type RenderInput } from "./render.ts";
 import { mergeValues, parseParameter, setPath } from "./values.ts";
+import { dnsName } from "../runtime/names.ts";
 
 const registries = new Map<string, Registry>([
   ["oci", { metadata: { name: "oci" }, spec: { type: "oci", url: "oci://harbor.example.com/retail" } }],

@@ -15,16 +15,11 @@ import type { Registry } from "../api/registry.generated.ts";
 import { canonicalJson } from "../catalog/digest.ts";
 import { effectiveProfiles } from "../catalog/package.ts";
 import { mergeValues, parseParameter, setPath, type Values } from "./values.ts";
+import type { ClusterTarget } from "../inventory/selector.ts";
+import { dnsName } from "../runtime/names.ts";
 
 type Targets = AppDeployment["spec"]["targets"];
 type LabelSelector = NonNullable<Targets["clusterSelector"]>;
-
-/** A Fleet GitRepo target. */
-export interface GitTarget {
-  name: string;
-  clusterSelector?: LabelSelector;
-  clusterName?: string;
-}
 
 export interface RenderInput {
   deployment: AppDeployment;
@@ -52,7 +47,7 @@ export interface RenderedBundle {
   path: string;
   /** Files of the folder, by name. */
   files: Record<string, string>;
-  targets: GitTarget[];
+  targets: ClusterTarget[];
   /** The namespace the application is installed in on its clusters. */
   namespace: string;
   /** The Helm release name it is installed as. */
@@ -81,20 +76,9 @@ export class RenderError extends Error {
   }
 }
 
-/** A Kubernetes name from `text`: lowercase, DNS-1123, at most `max` (hash-suffixed when cut). */
-export function dnsName(text: string, max = 53): string {
-  const clean = text
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .replace(/^-+|-+$/g, "");
-  if (clean.length <= max && clean === text) return clean;
-  const hash = createHash("md5").update(text).digest("hex").slice(0, 8);
-  return `${clean.slice(0, max - 9).replace(/-+$/, "")}-${hash}`;
-}
-
 const yaml = (v: unknown): string => stringify(v, { sortMapEntries: true, lineWidth: 0 });
 
-function gitTargets(targets: Targets): GitTarget[] {
+function gitTargets(targets: Targets): ClusterTarget[] {
   if (targets.clusterSelector) return [{ name: "selected", clusterSelector: targets.clusterSelector }];
   return (targets.clusters ?? []).map((c) => ({ name: dnsName(`cluster-${c}`, 63), clusterName: c }));
 }

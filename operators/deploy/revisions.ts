@@ -5,7 +5,7 @@
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import { deploymentLabel } from "./fleet.ts";
-import { dnsName } from "./render.ts";
+import { dnsName } from "../runtime/names.ts";
 
 export const revisionHashLabel = "outpost.dev/revision-hash";
 export const commitAnnotation = "outpost.dev/commit";

@@ -2,7 +2,6 @@
 // bounded detail; and label selectors.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { matches } from "./selector.ts";
 import { targetedClusters } from "../inventory/inventory.ts";
 import {
   aggregate,
@@ -12,6 +11,7 @@ import {
   type FleetBundleDeployment,
   type FleetCluster,
 } from "./status.ts";
+import { matches } from "../inventory/selector.ts";
 
 const now = new Date("2026-06-01T12:00:00Z");
 const cluster = (name: string, labels: Record<string, string>, seenSecondsAgo = 10): FleetCluster => ({

@@ -5,7 +5,8 @@
 // result stays small at any number of clusters: counts, and the first few clusters that
 // are not ready.
 import { offlineClusters, targetedClusters, type InventoryCluster } from "../inventory/inventory.ts";
-import { contentLabel, type GitTarget } from "./render.ts";
+import { contentLabel } from "./render.ts";
+import type { ClusterTarget } from "../inventory/selector.ts";
 
 /** The parts of a Fleet Cluster this needs. */
 export interface FleetCluster {
@@ -105,7 +106,7 @@ export interface AppTargets {
   bundleName: string;
   /** Label outpost.dev/content of the current content: other BundleDeployments are outdated. */
   contentHash?: string;
-  targets: GitTarget[];
+  targets: ClusterTarget[];
 }
 
 export interface StatusInput {
@@ -121,7 +122,7 @@ export interface StatusInput {
   /** At most this many non-ready clusters are listed. */
   maxListed?: number;
   /** The clusters a target list selects, when the caller memoizes it (default: computed here). */
-  targeted?: (targets: GitTarget[]) => { metadata: { name?: string } }[];
+  targeted?: (targets: ClusterTarget[]) => { metadata: { name?: string } }[];
 }
 
 export interface DeploymentStatusSummary {

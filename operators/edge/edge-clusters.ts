@@ -14,8 +14,8 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { ApiError, KubeClient, type KubeObject } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { FleetClusterResource } from "../deploy/fleet.ts";
 import { argoClusterSecrets, fromArgoClusterSecret } from "../inventory/inventory.ts";
+import { FleetClusterResource } from "../inventory/registrations.ts";
 
 /** The key of a kubeconfig Secret that holds the kubeconfig (Cluster API and Fleet). */
 export const kubeconfigKey = "value";

@@ -12,9 +12,9 @@ import {
   DeploymentPackageResource,
   NetworkServiceResource,
 } from "../api/resources.generated.ts";
-import { dnsName } from "../deploy/render.ts";
 import type { Request, Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
+import { dnsName } from "../runtime/names.ts";
 
 /** On a generated NetworkService: the AppDeployment it exports services of. */
 export const exportedByLabel = "interconnect.outpost.dev/exported-by";

@@ -13,7 +13,7 @@ import {
   NetworkResource,
   NetworkServiceResource,
 } from "../api/resources.generated.ts";
-import { deploymentLabel, FleetClusterResource, GitRepoResource } from "../deploy/fleet.ts";
+import { deliveriesOf } from "../deploy/delivered.ts";
 import { edgeClustersOf, type EdgeClusters } from "../edge/edge-clusters.ts";
 import { generationOrRequestChanged, type UpdatePredicate } from "../runtime/controller.ts";
 import type { KubeObject } from "../runtime/client.ts";
@@ -21,10 +21,11 @@ import type { Manager } from "../runtime/manager.ts";
 import { exportedByLabel, ExportsReconciler } from "./exports.ts";
 import { NetworkServiceReconciler } from "./network-service.ts";
 import { NetworkReconciler, type InterconnectOptions } from "./network.ts";
+import { inventoryOf } from "../inventory/inventory.ts";
 
 export type { InterconnectOptions };
 
-/** A Fleet Cluster's labels changed, or it came or went (not its status). */
+/** A cluster's labels changed, or it came or went (not its status). */
 const labelsChanged: UpdatePredicate<KubeObject> = (c, old) =>
   c === old || !isDeepStrictEqual(c.metadata.labels, old.metadata.labels);
 
@@ -48,13 +49,25 @@ export function registerInterconnect(manager: Manager, options: InterconnectOpti
       .filter((d) => d.spec.networkRef)
       .map((d) => `${ns}/${d.metadata.name ?? ""}`);
 
-  manager
-    .controller("network", { workers: 8, maxDelayMs: 60_000 })
-    .for(NetworkResource)
-    .watches(FleetClusterResource, (c) => networksIn(c.metadata.namespace ?? ""), labelsChanged)
-    .complete(new NetworkReconciler(manager, edges, options));
+  // Clusters of every registration (Fleet Clusters, Argo CD cluster Secrets) and what
+  // every engine delivers: members and bound services follow them.
+  const inventory = inventoryOf(manager);
+  const deliveries = deliveriesOf(manager);
 
-  manager
+  const networks = manager.controller("network", { workers: 8, maxDelayMs: 60_000 }).for(NetworkResource);
+  for (const source of inventory.all) {
+    networks.watches(
+      source.informer,
+      (c) => {
+        const ns = source.namespaceOf(c);
+        return ns ? networksIn(ns) : [];
+      },
+      labelsChanged,
+    );
+  }
+  networks.complete(new NetworkReconciler(manager, edges, options));
+
+  const services = manager
     .controller("networkservice", { workers: 8, maxDelayMs: 60_000 })
     .for(NetworkServiceResource)
     .watches(
@@ -65,17 +78,29 @@ export function registerInterconnect(manager: Manager, options: InterconnectOpti
         generationOrRequestChanged(n, old) ||
         !isDeepStrictEqual((n as Network).status?.provisioned, (old as Network).status?.provisioned) ||
         (n as Network).status?.summary?.sitesReady !== (old as Network).status?.summary?.sitesReady,
-    )
-    .watches(
-      GitRepoResource,
+    );
+  for (const source of deliveries.sources) {
+    services.watches(
+      source.informer,
       (r) => {
-        const dep = r.metadata.labels?.[deploymentLabel];
-        return dep ? servicesIn(r.metadata.namespace ?? "", (s) => s.spec.deploymentRef.name === dep) : [];
+        const ns = source.namespaceOf(r);
+        const dep = source.deploymentOf(r);
+        return ns && dep ? servicesIn(ns, (x) => x.spec.deploymentRef.name === dep) : [];
       },
       generationOrRequestChanged,
-    )
-    .watches(FleetClusterResource, (c) => servicesIn(c.metadata.namespace ?? ""), labelsChanged)
-    .complete(new NetworkServiceReconciler(manager, edges, options));
+    );
+  }
+  for (const source of inventory.all) {
+    services.watches(
+      source.informer,
+      (c) => {
+        const ns = source.namespaceOf(c);
+        return ns ? servicesIn(ns) : [];
+      },
+      labelsChanged,
+    );
+  }
+  services.complete(new NetworkServiceReconciler(manager, edges, options));
 
   manager
     .controller("network-exports", { workers: 4 })

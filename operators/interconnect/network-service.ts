@@ -12,8 +12,6 @@ import { isDeepStrictEqual } from "node:util";
 import type { NetworkService } from "../api/network-service.generated.ts";
 import type { Network } from "../api/network.generated.ts";
 import { NetworkResource, NetworkServiceResource } from "../api/resources.generated.ts";
-import { dnsName } from "../deploy/render.ts";
-import { matches } from "../deploy/selector.ts";
 import { deliveriesOf } from "../deploy/delivered.ts";
 import { EdgeUnreachableError, type EdgeClusters } from "../edge/edge-clusters.ts";
 import { inventoryOf, targetedClusters, type InventoryCluster } from "../inventory/inventory.ts";
@@ -43,6 +41,8 @@ import {
   serviceLabel,
   siteNamespace,
 } from "./topology.ts";
+import { dnsName } from "../runtime/names.ts";
+import { matches } from "../inventory/selector.ts";
 
 export const serviceFinalizer = "interconnect.outpost.dev/cleanup";
 

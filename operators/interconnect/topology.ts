@@ -1,8 +1,8 @@
 // Pure functions of the interconnect operator: which clusters are members of a Network,
 // which links its topology asks for, and the names of what it creates on each member.
 import type { Network } from "../api/network.generated.ts";
-import { dnsName } from "../deploy/render.ts";
-import { matches, type LabelSelector } from "../deploy/selector.ts";
+import { dnsName } from "../runtime/names.ts";
+import { type LabelSelector, matches } from "../inventory/selector.ts";
 
 /** The cluster fields topology reads (Fleet Clusters of the Network's namespace). */
 export interface ClusterInfo {

@@ -11,14 +11,18 @@
 // Answers are kept until a cluster of the namespace changes (the informers say so) and
 // the offline set for a few seconds — at 10,000 clusters and a thousand deployments,
 // matching selectors on every reconcile would be most of the operator's work.
-import { argoSecretTypeLabel, clusterLabel, isRegistrationLabel, projectLabel } from "../deploy/argocd.ts";
-import { FleetClusterResource } from "../deploy/fleet.ts";
-import type { GitTarget } from "../deploy/render.ts";
-import { matches } from "../deploy/selector.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
+import {
+  argoSecretTypeLabel,
+  clusterLabel,
+  FleetClusterResource,
+  isRegistrationLabel,
+  projectLabel,
+} from "./registrations.ts";
+import { type ClusterTarget, matches } from "./selector.ts";
 
 export type ClusterSourceName = "fleet" | "argocd";
 
@@ -52,7 +56,7 @@ export const clusterDisplayNameLabel = "management.cattle.io/cluster-display-nam
  * (internal/cmd/controller/target/matcher/clustermatcher.go NewClusterMatcher).
  */
 export function targetedClusters<C extends { metadata: { name?: string; labels?: Record<string, string> } }>(
-  targets: GitTarget[],
+  targets: ClusterTarget[],
   clusters: C[],
 ): C[] {
   return clusters.filter((c) =>
@@ -259,7 +263,7 @@ export class ClusterInventory {
     return this.clusters(namespace).find((c) => c.metadata.name === name);
   }
 
-  targeted(namespace: string, targets: GitTarget[], source?: ClusterSourceName): InventoryCluster[] {
+  targeted(namespace: string, targets: ClusterTarget[], source?: ClusterSourceName): InventoryCluster[] {
     const v = this.view(namespace, source);
     const key = JSON.stringify(targets);
     let found = v.targeted.get(key);

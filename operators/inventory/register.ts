@@ -8,11 +8,16 @@
 //             and the cluster's labels (the ApplicationSets' cluster generator selects on
 //             them), scoped to the project's AppProject, with the engine's credentials.
 import { KubeConfig } from "@kubernetes/client-node";
-import { appProjectName, argoSecretTypeLabel, clusterLabel, projectLabel } from "../deploy/argocd.ts";
-import { dnsName } from "../deploy/render.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
-import { FleetClusterResource } from "../deploy/fleet.ts";
+import {
+  appProjectName,
+  argoSecretTypeLabel,
+  clusterLabel,
+  FleetClusterResource,
+  projectLabel,
+} from "./registrations.ts";
+import { dnsName } from "../runtime/names.ts";
 
 export interface Registration {
   /** The project namespace. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { DeliveredApp } from "../deploy/engines/engine.ts";
+import type { DeliveredApp } from "../deploy/delivered.ts";
 import { controllerOf, installedOn, kubevirtActionPath, owningRelease, type Owned } from "./targets.ts";
 
 const repo = (app: string, ns: string, targets: DeliveredApp["targets"]): DeliveredApp => ({

@@ -4,7 +4,7 @@
 // object or on the controller chain above it).
 import type { ResourceType } from "../runtime/client.ts";
 import { argoApplicationName } from "../deploy/argocd.ts";
-import type { DeliveredApp } from "../deploy/engines/engine.ts";
+import type { DeliveredApp } from "../deploy/delivered.ts";
 import { targetedClusters } from "../inventory/inventory.ts";
 
 const kind = (group: string, version: string, k: string, plural: string): ResourceType => ({

@@ -5,7 +5,7 @@
 import type { AppDeployment } from "../api/app-deployment.generated.ts";
 import type { Application } from "../api/application.generated.ts";
 import type { DeploymentPackage } from "../api/deployment-package.generated.ts";
-import type { DeliveredApp } from "../deploy/engines/engine.ts";
+import type { DeliveredApp } from "../deploy/delivered.ts";
 import { targetedClusters } from "../inventory/inventory.ts";
 import type { Route } from "./route.ts";
 

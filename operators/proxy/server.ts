@@ -32,17 +32,8 @@ import {
   ApplicationResource,
   DeploymentPackageResource,
 } from "../api/resources.generated.ts";
-import {
-  ApplicationSetResource,
-  argoSecretTypeLabel,
-  deliveredFromApplicationSet,
-  projectLabel,
-  type ApplicationSet,
-} from "../deploy/argocd.ts";
-import { deliveredFromGitRepo } from "../deploy/delivered.ts";
-import { FleetClusterResource, GitRepoResource, type GitRepo } from "../deploy/fleet.ts";
+import { Deliveries } from "../deploy/delivered.ts";
 import { fromArgoClusterSecret, slimClusterSecret } from "../inventory/inventory.ts";
-import type { FleetCluster } from "../deploy/status.ts";
 import { EdgeClusters, EdgeUnreachableError, type EdgeClusterRef } from "../edge/edge-clusters.ts";
 import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
@@ -57,6 +48,7 @@ import {
   upstreamPath,
   type Route,
 } from "./route.ts";
+import { argoSecretTypeLabel, FleetClusterResource, projectLabel } from "../inventory/registrations.ts";
 
 export const sessionCookie = "outpost_proxy_session";
 
@@ -123,12 +115,12 @@ export class ServiceProxy {
     deployments: Informer<AppDeployment>;
     packages: Informer<DeploymentPackage>;
     applications: Informer<Application>;
-    gitRepos: Informer<GitRepo>;
-    clusters: Informer<FleetCluster & EdgeClusterRef>;
-    /** With Argo CD: Outpost's ApplicationSets and the cluster Secrets (credentials stripped). */
-    appSets?: Informer<ApplicationSet>;
+    clusters: Informer<EdgeClusterRef>;
+    /** With Argo CD: the cluster Secrets (credentials stripped). */
     argoClusters?: Informer<KubeObject>;
   };
+  /** What deployments deliver, whichever engine delivers them. */
+  private readonly deliveries: Deliveries;
   private readonly sockets = new Set<Duplex>();
 
   constructor(private readonly options: ServiceProxyOptions) {
@@ -143,15 +135,9 @@ export class ServiceProxy {
       packages: informer(DeploymentPackageResource),
       applications: informer(ApplicationResource),
       // Fleet's kinds are optional: a project may deliver with Argo CD only.
-      gitRepos: informer(GitRepoResource, { optional: true }),
       clusters: informer(FleetClusterResource, { optional: true }),
       ...(argo
         ? {
-            appSets: informer<ApplicationSet>(ApplicationSetResource, {
-              namespace: argo,
-              labelSelector: "app.kubernetes.io/managed-by=outpost",
-              optional: true,
-            }),
             argoClusters: informer<KubeObject>(secretsResource, {
               namespace: argo,
               labelSelector: `${argoSecretTypeLabel}=cluster,${projectLabel}`,
@@ -160,6 +146,7 @@ export class ServiceProxy {
           }
         : {}),
     };
+    this.deliveries = new Deliveries(informer, argo);
     const argoClusters = this.informers.argoClusters;
     this.edges = new EdgeClusters({
       management: m,
@@ -185,12 +172,19 @@ export class ServiceProxy {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
   }
 
+  private allInformers(): Informer<KubeObject>[] {
+    return [
+      ...(Object.values(this.informers) as Informer<KubeObject>[]),
+      ...this.deliveries.sources.map((d) => d.informer),
+    ];
+  }
+
   /** Starts the caches, then listens on `port` (0: any) of `host`. */
   async listen(port: number, host = "0.0.0.0"): Promise<void> {
     // Routes are resolved from the caches: serve only once each holds a complete list, or
     // (kinds that may not be installed) its kind is known not to be served. Otherwise the
     // first requests after a start get 404 for routes that exist.
-    const informers = Object.values(this.informers) as Informer<KubeObject>[];
+    const informers = this.allInformers();
     await Promise.all(informers.map((i) => (i.optional ? (void i.start(), i.settled) : i.start())));
     const server = createServer((req, res) => {
       void this.handle(req, res);
@@ -225,7 +219,7 @@ export class ServiceProxy {
       clearTimeout(timer);
     }
     for (const s of this.sockets) s.destroy();
-    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
+    await Promise.all(this.allInformers().map((i) => i.stop()));
     await this.edges.close();
   }
 
@@ -348,12 +342,7 @@ export class ServiceProxy {
       deployments: this.informers.deployments.cache.byNamespace(ns),
       packages: this.informers.packages.cache.byNamespace(ns),
       applications: this.informers.applications.cache.byNamespace(ns),
-      delivered: [
-        ...this.informers.gitRepos.cache.byNamespace(ns).map(deliveredFromGitRepo),
-        ...(this.informers.appSets?.cache.byLabels({ [projectLabel]: ns }) ?? []).map(
-          deliveredFromApplicationSet,
-        ),
-      ].filter((d) => d !== undefined),
+      delivered: this.deliveries.apps(ns),
       clusters: [
         ...this.informers.clusters.cache.byNamespace(ns),
         ...(this.informers.argoClusters?.cache.byLabels({ [projectLabel]: ns }) ?? []).map(

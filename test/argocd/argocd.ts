@@ -27,22 +27,23 @@ import { ProcessGroup, type ManagedProcess } from "../controlplane/processes.ts"
 
 // ---------- Argo CD's kinds and names ----------
 
-// Argo CD's kinds and labels are the operator's own definitions (operators/deploy/argocd.ts).
+// Argo CD's kinds and labels are the operator's own definitions (operators/deploy/argocd.ts,
+// operators/inventory/registrations.ts).
 export {
   ArgoApplicationResource as ApplicationResource,
   ApplicationSetResource,
   AppProjectResource,
-  argoSecretTypeLabel as secretTypeLabel,
   refreshAnnotation,
   resourcesFinalizer,
 } from "../../operators/deploy/argocd.ts";
-import { argoSecretTypeLabel as secretTypeLabel } from "../../operators/deploy/argocd.ts";
+export { argoSecretTypeLabel as secretTypeLabel } from "../../operators/inventory/registrations.ts";
 
 import {
   configMapsResource as ConfigMapResource,
   namespacesResource as NamespaceResource,
   secretsResource as SecretResource,
 } from "../../operators/runtime/core.ts";
+import { argoSecretTypeLabel as secretTypeLabel } from "../../operators/inventory/registrations.ts";
 
 /** The label Argo CD's settings informer selects its ConfigMaps and Secrets by (util/settings). */
 export const partOfLabel = "app.kubernetes.io/part-of";

@@ -14,7 +14,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { before, describe, it, type TestContext } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
-import { matches, type LabelSelector } from "../../operators/deploy/selector.ts";
 import {
   installCRDs,
   upstream,
@@ -25,6 +24,7 @@ import {
 import type { UpstreamSource } from "../controlplane/upstream.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
+import { type LabelSelector, matches } from "../../operators/inventory/selector.ts";
 
 const controlPlane = useControlPlane({ edges: 1 });
 const repo = fileURLToPath(new URL("../../", import.meta.url));

@@ -6,11 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as kinds from "../../operators/api/resources.generated.ts";
 import { ProjectResource } from "../../operators/api/resources.generated.ts";
-import {
-  BundleDeploymentResource,
-  FleetClusterResource,
-  GitRepoResource,
-} from "../../operators/deploy/fleet.ts";
+import { BundleDeploymentResource, GitRepoResource } from "../../operators/deploy/fleet.ts";
 import { ApiError, KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
@@ -21,6 +17,7 @@ import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
 import { secretsResource } from "../../operators/runtime/core.ts";
+import { FleetClusterResource } from "../../operators/inventory/registrations.ts";
 
 const controlPlane = useControlPlane();
 let admin: KubeClient;

@@ -18,12 +18,10 @@ import {
   ApplicationSetResource,
   AppProjectResource,
   appProjectFor,
-  argoSecretTypeLabel,
   argoStates,
   ArgoApplicationResource,
   chartSource,
   overrideFiles,
-  projectLabel,
   refreshAnnotation,
   repositorySecretFor,
   targetsAnnotation,
@@ -34,8 +32,10 @@ import { edgeClustersOf } from "../../edge/edge-clusters.ts";
 import { outpostApplicationSets } from "../delivered.ts";
 import { Reachability } from "./reachability.ts";
 import { deploymentLabel } from "../fleet.ts";
-import type { GitTarget, RenderedBundle } from "../render.ts";
+import type { RenderedBundle } from "../render.ts";
 import type { Delivery, DeliveryEngine, EngineWatch } from "./engine.ts";
+import { argoSecretTypeLabel, projectLabel } from "../../inventory/registrations.ts";
+import type { ClusterTarget } from "../../inventory/selector.ts";
 
 type SecretObject = KubeObject & { type?: string; data?: Record<string, string> };
 
@@ -301,12 +301,12 @@ export class ArgoCDEngine implements DeliveryEngine {
     return out;
   }
 
-  deliveredTargets(dep: AppDeployment): Map<string, GitTarget[]> {
-    const out = new Map<string, GitTarget[]>();
+  deliveredTargets(dep: AppDeployment): Map<string, ClusterTarget[]> {
+    const out = new Map<string, ClusterTarget[]>();
     for (const a of this.owned(dep)) {
       const bundle = `${dep.metadata.name ?? ""}-${a.metadata.labels?.["outpost.dev/application"] ?? ""}`;
       try {
-        out.set(bundle, JSON.parse(a.metadata.annotations?.[targetsAnnotation] ?? "[]") as GitTarget[]);
+        out.set(bundle, JSON.parse(a.metadata.annotations?.[targetsAnnotation] ?? "[]") as ClusterTarget[]);
       } catch {
         // an annotation not ours: no held targets for it
       }

@@ -10,8 +10,9 @@ import type { KubeObject } from "../../runtime/client.ts";
 import type { Informer } from "../../runtime/informer.ts";
 import type { ClusterSourceName } from "../../inventory/inventory.ts";
 import type { GitTargetRepo } from "../fleet.ts";
-import type { GitTarget, RenderedBundle } from "../render.ts";
+import type { RenderedBundle } from "../render.ts";
 import type { AppTargets, ClusterAppState } from "../status.ts";
+import type { ClusterTarget } from "../../inventory/selector.ts";
 
 export const engineNames = ["fleet", "argocd"] as const;
 export type EngineName = (typeof engineNames)[number];
@@ -27,20 +28,6 @@ export interface Delivery {
   registries: Map<string, Registry>;
   /** The credentials and CA of the Registries the bundles' charts come from, by name. */
   access: Map<string, RegistryAccess>;
-}
-
-/** An application a deployment delivers, as ops, interconnect and the proxy need it. */
-export interface DeliveredApp {
-  deployment: string;
-  application: string;
-  /** The namespace it is installed in on its clusters. */
-  namespace: string;
-  /** The Helm release name it is installed as. */
-  releaseName: string;
-  /** The clusters it is delivered to. */
-  targets: GitTarget[];
-  /** Argo CD: the ApplicationSet generating its Applications (argoApplicationName). */
-  argoApplicationSet?: string;
 }
 
 /** A watch of an engine object kind: changes requeue the deployments `map` names. */
@@ -73,7 +60,7 @@ export interface DeliveryEngine {
   /** The engine's own errors per application (a clone it failed, a spec it refused). */
   problems(deployment: AppDeployment): Map<string, string>;
   /** The targets each bundle has now, by bundle name (what a held target change keeps). */
-  deliveredTargets(deployment: AppDeployment): Map<string, GitTarget[]>;
+  deliveredTargets(deployment: AppDeployment): Map<string, ClusterTarget[]>;
   /** Whether the deployment has any engine object (it was delivered by this engine). */
   holds(deployment: AppDeployment): boolean;
   /** Deletes the deployment's engine objects; resolves with how many are still going away. */

@@ -23,9 +23,10 @@ import {
   type HelmAccess,
   type GitRepo,
 } from "../fleet.ts";
-import type { GitTarget, RenderedBundle } from "../render.ts";
+import type { RenderedBundle } from "../render.ts";
 import { fleetStates, slimBundleDeployment, type FleetBundleDeployment } from "../status.ts";
 import type { Delivery, DeliveryEngine, EngineWatch } from "./engine.ts";
+import type { ClusterTarget } from "../../inventory/selector.ts";
 
 type SecretObject = KubeObject & { type?: string; data?: Record<string, string> };
 
@@ -251,7 +252,7 @@ export class FleetEngine implements DeliveryEngine {
     return out;
   }
 
-  deliveredTargets(dep: AppDeployment): Map<string, GitTarget[]> {
+  deliveredTargets(dep: AppDeployment): Map<string, ClusterTarget[]> {
     return new Map(this.owned(dep).map((r) => [r.metadata.name ?? "", r.spec.targets]));
   }
 

@@ -10,6 +10,16 @@ export interface LabelSelector {
   }[];
 }
 
+/**
+ * Where something goes: the clusters a label selector matches, or one cluster by name
+ * (the shape of a Fleet GitRepo target; Argo CD's are rendered from it).
+ */
+export interface ClusterTarget {
+  name: string;
+  clusterSelector?: LabelSelector;
+  clusterName?: string;
+}
+
 /** Whether `labels` satisfy `selector`. An empty selector matches everything. */
 export function matches(selector: LabelSelector, labels: Record<string, string> = {}): boolean {
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
