@@ -86,6 +86,11 @@ describe("gitRepoError", () => {
       "Deployment shop/web not ready; NotReady(1) [Bundle shop-web: Deployment shop/web: 0/2 available]; WaitApplied(1) [Bundle shop-web]";
     assert.equal(gitRepoError(repo([{ type: "Ready", status: "False", message: summary }])), undefined);
     assert.equal(gitRepoError(repo([{ type: "Ready", status: "True" }])), undefined);
+    // A Bundle's Ready summarizes its clusters (summary.SetReadyConditions with "Cluster");
+    // Fleet's status controller copies it over the GitRepo's (setReadyStatusFromBundle).
+    const fromBundle =
+      "ErrApplied(1) [Cluster fleet-default/store-1: dependent bundle(s) are not ready: [shop-db]]; service.v1 shop/db modified {}";
+    assert.equal(gitRepoError(repo([{ type: "Ready", status: "False", message: fromBundle }])), undefined);
   });
 });
 

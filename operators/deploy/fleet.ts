@@ -63,8 +63,13 @@ export interface GitRepo extends KubeObject {
   };
 }
 
-/** summary.ReadyMessage's entries ("NotReady(2) [Bundle shop-web: …]"): per-cluster states, not errors. */
-const readySummaryEntry = /(ErrApplied|WaitApplied|Modified|OutOfSync|Pending|NotReady)\(\d+\) \[Bundle /;
+/**
+ * summary.ReadyMessage's entries: per-cluster states, not errors — the GitRepo's own
+ * ("NotReady(2) [Bundle shop-web: …]") or a Bundle's copied over it ("ErrApplied(1)
+ * [Cluster fleet-default/store-1: …]").
+ */
+const readySummaryEntry =
+  /(ErrApplied|WaitApplied|Modified|OutOfSync|Pending|NotReady)\(\d+\) \[(Bundle|Cluster) /;
 
 /**
  * Fleet's own error for a GitRepo, if it has one: a job that failed or a clone that did

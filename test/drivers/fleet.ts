@@ -33,7 +33,8 @@
 // downstream cluster is simulated and holds only what downstreamResources copied there;
 // Go templates in helm values support `${ .ClusterName }`-style lookups only; Content
 // objects, finalizers on Bundles and BundleDeployments, resources/resourceCounts in
-// statuses, kustomize, OCI storage, image scans, webhooks and drift are not played; the
+// statuses, kustomize, OCI storage, image scans and webhooks are not played; drift is
+// what a test declares (drift()), compared as the agent's desiredset/diff.go does; the
 // branch is polled on every pass (not every pollingInterval).
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -2499,7 +2500,92 @@ interface ClusterControl {
   failure?: string;
   /** failInstall(): Helm's install or upgrade fails with this error. */
   installError?: string;
+  /** drift(): changes made on the cluster to objects of a bundle's release, by bundle name. */
+  drifts?: Map<string, Drift[]>;
   lastCheckin?: number;
+}
+
+/**
+ * A change made on a downstream cluster to an object a release installed: a field changed
+ * (`pointer`, a JSON pointer, with the value the release wants there), or the object
+ * deleted (no pointer).
+ */
+export interface Drift {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  pointer?: string;
+  desired?: unknown;
+}
+
+/** gobwas/glob as Fleet's normalizers/glob uses it: `*` any run, `?` one character. */
+function globMatch(pattern: string, text: string): boolean {
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${re}$`).test(text);
+}
+
+/** schema.ParseGroupVersion: "" | "v1" | "group/version"; more slashes are an error. */
+function parseGroupVersion(apiVersion: string): { group: string; version: string } {
+  const parts = apiVersion.split("/");
+  if (apiVersion === "") return { group: "", version: "" };
+  if (parts.length === 1) return { group: "", version: parts[0] ?? "" };
+  if (parts.length === 2) return { group: parts[0] ?? "", version: parts[1] ?? "" };
+  throw new Error(`unexpected GroupVersion string: ${apiVersion}`);
+}
+
+const pointerSegments = (p: string): string[] => p.split("/").slice(1);
+
+/**
+ * Whether the agent sees `d` as a modification (agent/deployer/desiredset/diff.go Diff):
+ * a missing object is dropped from the plan only by an `op: ignore` patch of exactly its
+ * apiVersion and kind, in its namespace, named by it (exactly or by regex) or by none; a
+ * changed field is hidden when a patch matching the object (group and kind by glob, name
+ * and namespace exact or empty: internal/normalizers/diff_normalizer.go) drops a JSON
+ * pointer at or above it from both sides. Other operations are not modelled.
+ */
+function isModification(d: Drift, patches: ComparePatch[]): boolean {
+  const { group } = parseGroupVersion(d.apiVersion);
+  for (const p of patches) {
+    const gv = parseGroupVersion(p.apiVersion ?? "");
+    for (const op of p.operations ?? [])
+      if (op.op !== "ignore")
+        throw new Error(
+          `FleetDriver: comparePatches operation ${JSON.stringify(op.op)} is not modelled (only jsonPointers and op: ignore are)`,
+        );
+    if (d.pointer === undefined) {
+      if (!(p.operations ?? []).some((o) => o.op === "ignore")) continue;
+      if ((p.apiVersion ?? "") !== d.apiVersion || (p.kind ?? "") !== d.kind) continue;
+      if ((p.namespace ?? "") !== (d.namespace ?? "")) continue;
+      const name = p.name ?? "";
+      if (name === "" || name === d.name || new RegExp(name).test(d.name)) return false;
+      continue;
+    }
+    if (!globMatch(gv.group, group) || !globMatch(p.kind ?? "", d.kind)) continue;
+    if (p.name && p.name !== d.name) continue;
+    if (p.namespace && p.namespace !== (d.namespace ?? "")) continue;
+    const changed = pointerSegments(d.pointer);
+    for (const ptr of p.jsonPointers ?? []) {
+      const dropped = pointerSegments(ptr);
+      if (dropped.length <= changed.length && dropped.every((seg, i) => seg === changed[i])) return false;
+      if (changed.length < dropped.length && changed.every((seg, i) => seg === dropped[i]))
+        throw new Error(
+          `FleetDriver: drift at ${d.pointer} of ${d.kind} ${d.name} is partly hidden by jsonPointer ${ptr}: not modelled; declare the drift at or below the pointer`,
+        );
+    }
+  }
+  return true;
+}
+
+/** The merge patch the agent reports for a changed field (desired value at the pointer). */
+function driftPatch(d: Drift): string {
+  let v: unknown = d.desired ?? null;
+  for (const seg of pointerSegments(d.pointer ?? "").reverse())
+    v = { [seg.replace(/~1/g, "/").replace(/~0/g, "~")]: v };
+  return JSON.stringify(v);
 }
 
 /** The outcome of a gitjob. */
@@ -2663,6 +2749,18 @@ export class FleetDriver {
       c.failure = undefined;
       c.installError = undefined;
     }
+  }
+
+  /**
+   * Someone changes an object of `bundle`'s release on cluster `name` (kubectl edit, an
+   * operator): the agent reports it Modified unless the bundle's comparePatches hide it,
+   * until the release is upgraded (correctDrift is not played).
+   */
+  drift(name: string, bundle: string, change: Drift): void {
+    const c = this.controls.get(name) ?? { online: true };
+    c.drifts ??= new Map();
+    c.drifts.set(bundle, [...(c.drifts.get(bundle) ?? []), clone(change)]);
+    this.controls.set(name, c);
   }
 
   /** Creates (or updates) a ClusterGroup in the workspace. */
@@ -3895,6 +3993,8 @@ export class FleetDriver {
       // helmdeployer.ReleaseToResourceID: <namespace>/<release name>:<revision>
       status.release = `${namespace}/${releaseName}:${revision}`;
       status.appliedDeploymentID = bd.spec.deploymentID ?? "";
+      // Helm's upgrade puts the release's objects back as the chart has them.
+      control.drifts?.delete(bd.metadata.labels?.[BundleLabel] ?? "");
     }
     status.conditions = setErrorCondition(status.conditions, "Installed", undefined, now);
     status.conditions = setErrorCondition(status.conditions, "Deployed", undefined, now);
@@ -3917,10 +4017,30 @@ export class FleetDriver {
         status.conditions = setErrorCondition(status.conditions, "Ready", nonReadyString(nonReady), now);
       } else {
         status.ready = true;
-        status.nonModified = true;
         delete status.nonReadyStatus;
-        delete status.modifiedStatus;
-        status.conditions = setErrorCondition(status.conditions, "Ready", undefined, now);
+        // updateFromPreviousDeployment: drift the comparePatches do not hide is Modified,
+        // and readyError reports the first modified object on Ready.
+        const modified = (control.drifts?.get(bd.metadata.labels?.[BundleLabel] ?? "") ?? [])
+          .filter((d) => isModification(d, options.diff?.comparePatches ?? []))
+          .map((d): ModifiedStatus =>
+            omitEmpty({
+              kind: d.kind,
+              apiVersion: d.apiVersion,
+              namespace: d.namespace,
+              name: d.name,
+              ...(d.pointer === undefined ? { missing: true } : { patch: driftPatch(d) }),
+            }),
+          );
+        status.nonModified = modified.length === 0;
+        if (modified.length > 0) status.modifiedStatus = modified;
+        else delete status.modifiedStatus;
+        const first = modified[0];
+        status.conditions = setErrorCondition(
+          status.conditions,
+          "Ready",
+          first ? modifiedString(first) : undefined,
+          now,
+        );
       }
       status.conditions = setErrorCondition(status.conditions, "Monitored", undefined, now);
     }

@@ -648,6 +648,111 @@ describe("AppDeployment", () => {
     await eventually("pair gone", async () => ((await get("pair")) ? undefined : true), 60_000);
   });
 
+  it("ignores drift in ignoredResources, and reports other drift as Modified, which holds dependents", async () => {
+    // Fleet's agent hides drift only where a comparePatch matches the object and drops a
+    // JSON pointer above the change (desiredset/diff.go); a dependency that is Modified is
+    // not Ready, so its dependents are not upgraded (deployer.go checkDependency).
+    const application = (name: string, chart: string, parameters: object[], extra: object = {}): KubeObject =>
+      ({
+        metadata: { name: `${name}-1.0.0`, namespace: ns },
+        spec: {
+          name,
+          version: "1.0.0",
+          chart: { registryRef: { name: "charts" }, name: chart, version: "1.0.0" },
+          defaultProfile: "standard",
+          profiles: [{ name: "standard", values: {}, parameters }],
+          ...extra,
+        },
+      }) as KubeObject;
+    await client.create(
+      ApplicationResource,
+      application("dweb", "web", [{ name: "replicaCount", type: "number", default: "1" }]),
+    );
+    await client.create(
+      ApplicationResource,
+      application("ddb", "db", [], { ignoredResources: [{ kind: "ConfigMap", name: "db-runtime" }] }),
+    );
+    await client.create(DeploymentPackageResource, {
+      metadata: { name: "drifty-1.0.0", namespace: ns },
+      spec: {
+        name: "drifty",
+        version: "1.0.0",
+        applications: [
+          { name: "dweb", version: "1.0.0" },
+          { name: "ddb", version: "1.0.0" },
+        ],
+        dependencies: [{ application: "dweb", requires: "ddb" }],
+      },
+    } as KubeObject);
+    await packageResolved(client, ns, "drifty-1.0.0");
+    const replicas = (n: number) => ({
+      parameters: [{ application: "dweb", name: "replicaCount", value: String(n) }],
+    });
+    await client.create(
+      AppDeploymentResource,
+      deployment("drift", { packageRef: { name: "drifty", version: "1.0.0" }, ...replicas(1) }),
+    );
+    await waitFor("drift", "Running", (x) => x.status?.phase === "Running");
+
+    // The operator of the database rewrites its ConfigMap: ignored, the upgrade goes on.
+    fleet.drift("store-1", "drift-ddb", {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      namespace: "drift",
+      name: "db-runtime",
+      pointer: "/data/leader",
+      desired: "db-0",
+    });
+    await client.mergePatch(AppDeploymentResource, "drift", ns, { spec: replicas(2) });
+    await waitFor(
+      "drift",
+      "revision 2 everywhere",
+      (x) => x.status?.revision === 2 && x.status.phase === "Running" && x.status.summary?.ready === 2,
+    );
+    const [ddb] = await fleet.bundleDeployments({ bundle: "drift-ddb", cluster: "store-1" });
+    assert.equal(ddb?.status?.nonModified, true, "the ignored change is not a modification");
+
+    // Someone edits the database's Service: Modified, and dweb is held on store-1.
+    fleet.drift("store-1", "drift-ddb", {
+      apiVersion: "v1",
+      kind: "Service",
+      namespace: "drift",
+      name: "db",
+      pointer: "/spec/ports",
+      desired: [{ port: 5432 }],
+    });
+    const d = await waitFor("drift", "store-1 Modified", (x) =>
+      (x.status?.clusters ?? []).some((c) => c.name === "store-1" && c.state === "NotReady"),
+    );
+    assert.match(
+      d.status?.clusters?.find((c) => c.name === "store-1")?.message ?? "",
+      /ddb: Modified: on the cluster, Service drift\/db was changed \(drift from the revision\)/,
+    );
+    await client.mergePatch(AppDeploymentResource, "drift", ns, { spec: replicas(3) });
+    const held = await waitFor(
+      "drift",
+      "store-2 upgraded, store-1 held",
+      (x) =>
+        x.status?.revision === 3 &&
+        (x.status.applications ?? []).some((a) => a.name === "dweb" && a.ready === 1 && a.targets === 2),
+    );
+    // Fleet's summary of its clusters, copied from the Bundle, is per-cluster state, not an error.
+    assert.notEqual(getCondition(held.status?.conditions, "Ready")?.reason, "EngineError");
+    const [store1] = await fleet.bundleDeployments({ bundle: "drift-dweb", cluster: "store-1" });
+    const [store2] = await fleet.bundleDeployments({ bundle: "drift-dweb", cluster: "store-2" });
+    assert.ok(store1 && store2);
+    assert.equal((await fleet.valuesOf(store2)).replicaCount, 3);
+    assert.equal(store2.status?.appliedDeploymentID, store2.spec.deploymentID);
+    assert.notEqual(store1.status?.appliedDeploymentID, store1.spec.deploymentID, "store-1 not upgraded");
+    assert.match(
+      store1.status?.conditions?.find((c) => c.type === "Deployed")?.message ?? "",
+      /dependent bundle\(s\) are not ready: \[drift-ddb\]/,
+    );
+
+    await client.delete(AppDeploymentResource, "drift", ns);
+    await eventually("drift gone", async () => ((await get("drift")) ? undefined : true), 60_000);
+  });
+
   it("passes values to Helm as written: Fleet does not template them", async () => {
     // Fleet runs values through Go templates with ${ } delimiters on clusters with labels
     // unless helm.disablePreProcess is set (target/builder.go preprocessHelmValues).
