@@ -753,6 +753,29 @@ describe("AppDeployment", () => {
     await eventually("drift gone", async () => ((await get("drift")) ? undefined : true), 60_000);
   });
 
+  it("targets a cluster by its Rancher display name, as Fleet matches names", async () => {
+    // Fleet's cluster matcher takes a target's clusterName as the Cluster's name or its
+    // label management.cattle.io/cluster-display-name (target/matcher/clustermatcher.go).
+    await fleet.registerCluster("c-m-8x2k", { "management.cattle.io/cluster-display-name": "kiosk-7" });
+    try {
+      await client.create(
+        AppDeploymentResource,
+        deployment("byname", { targets: { clusters: ["kiosk-7"] } }),
+      );
+      const d = await waitFor("byname", "Running", (x) => x.status?.phase === "Running");
+      assert.deepEqual(d.status?.summary, { targets: 1, ready: 1, notReady: 0, offline: 0, pending: 0 });
+      const bds = await fleet.bundleDeployments({ bundle: "byname-web" });
+      assert.deepEqual(
+        bds.map((b) => b.metadata.labels?.["fleet.cattle.io/cluster"]),
+        ["c-m-8x2k"],
+      );
+      await client.delete(AppDeploymentResource, "byname", ns);
+      await eventually("byname gone", async () => ((await get("byname")) ? undefined : true), 60_000);
+    } finally {
+      await fleet.deleteCluster("c-m-8x2k");
+    }
+  });
+
   it("passes values to Helm as written: Fleet does not template them", async () => {
     // Fleet runs values through Go templates with ${ } delimiters on clusters with labels
     // unless helm.disablePreProcess is set (target/builder.go preprocessHelmValues).
