@@ -6,7 +6,10 @@
 //
 // It keeps a shallow bare copy of each branch on local disk and never checks files out:
 // a change is written as blobs and trees straight into the object store, committed on
-// top of the fetched head and pushed. Changes that arrive while a push is under way are
+// top of the fetched head and pushed — a pack of exactly the objects the batch wrote, sent
+// to git-receive-pack with the head it was built on, so the server refuses it if the
+// branch moved meanwhile, and a push costs what the batch changed, not the repository's
+// size. Changes that arrive while a push is under way are
 // queued and sent together, as one commit, one fetch and one push for the batch — so a
 // thousand deployments changing at once make neither a thousand clones nor a thousand
 // commits. Each result names the commit that holds its folder's tree.
@@ -92,7 +95,11 @@ interface TreeEntry {
 }
 
 /** Writes `files` (paths relative to the folder) as a tree; returns its oid, or undefined when empty. */
-async function writeFolder(gitdir: string, files: Map<string, string>): Promise<string | undefined> {
+async function writeFolder(
+  gitdir: string,
+  files: Map<string, string>,
+  written: Set<string>,
+): Promise<string | undefined> {
   if (files.size === 0) return undefined;
   const blobs: TreeEntry[] = [];
   const subfolders = new Map<string, Map<string, string>>();
@@ -100,6 +107,7 @@ async function writeFolder(gitdir: string, files: Map<string, string>): Promise<
     const slash = path.indexOf("/");
     if (slash === -1) {
       const oid = await git.writeBlob({ fs, gitdir, blob: Buffer.from(content) });
+      written.add(oid);
       blobs.push({ mode: "100644", path, oid, type: "blob" });
     } else {
       const dir = path.slice(0, slash);
@@ -110,10 +118,12 @@ async function writeFolder(gitdir: string, files: Map<string, string>): Promise<
   }
   const trees: TreeEntry[] = [];
   for (const [dir, inner] of subfolders) {
-    const oid = await writeFolder(gitdir, inner);
+    const oid = await writeFolder(gitdir, inner, written);
     if (oid) trees.push({ mode: "040000", path: dir, oid, type: "tree" });
   }
-  return git.writeTree({ fs, gitdir, tree: [...blobs, ...trees] });
+  const oid = await git.writeTree({ fs, gitdir, tree: [...blobs, ...trees] });
+  written.add(oid);
+  return oid;
 }
 
 /** The tree `root` with the entry at `path` (a/b/c) replaced by `oid`, or removed. */
@@ -122,18 +132,129 @@ async function replaceAt(
   root: string | undefined,
   path: string[],
   oid: string | undefined,
+  written: Set<string>,
 ): Promise<string | undefined> {
   const [name, ...rest] = path;
   if (name === undefined) return oid;
   const entries: TreeEntry[] = root ? (await git.readTree({ fs, gitdir, oid: root })).tree : [];
   const current = entries.find((e) => e.path === name);
-  const replaced = await replaceAt(gitdir, current?.type === "tree" ? current.oid : undefined, rest, oid);
+  const replaced = await replaceAt(
+    gitdir,
+    current?.type === "tree" ? current.oid : undefined,
+    rest,
+    oid,
+    written,
+  );
   const others = entries.filter((e) => e.path !== name);
   const next = replaced
     ? [...others, { mode: "040000", path: name, oid: replaced, type: "tree" as const }]
     : others;
   if (next.length === 0) return undefined;
-  return git.writeTree({ fs, gitdir, tree: next });
+  const tree = await git.writeTree({ fs, gitdir, tree: next });
+  written.add(tree);
+  return tree;
+}
+
+const zeroOid = "0".repeat(40);
+
+/** A pkt-line (Git's framing: 4 hex digits of length, the length included). */
+const pktLine = (text: string): Buffer => {
+  const body = Buffer.from(text);
+  return Buffer.concat([Buffer.from((body.length + 4).toString(16).padStart(4, "0")), body]);
+};
+
+/** The payloads of a pkt-line stream, flushes ("0000") as null. */
+function pktLines(data: Buffer): (string | null)[] {
+  const out: (string | null)[] = [];
+  let at = 0;
+  while (at + 4 <= data.length) {
+    const len = parseInt(data.subarray(at, at + 4).toString(), 16);
+    if (Number.isNaN(len)) break;
+    if (len === 0) {
+      out.push(null);
+      at += 4;
+      continue;
+    }
+    out.push(data.subarray(at + 4, at + len).toString());
+    at += len;
+  }
+  return out;
+}
+
+interface ReceivePack {
+  url: string;
+  branch: string;
+  /** The head the pack was built on (undefined: the branch does not exist yet). */
+  old: string | undefined;
+  head: string;
+  pack: Uint8Array;
+  authorization?: string;
+  signal: AbortSignal;
+}
+
+/**
+ * Git's smart-HTTP push: the ref advertisement of git-receive-pack, then one command
+ * (old → new head of the branch) and the pack, with report-status. The server updates the
+ * branch only if it still points at `old`.
+ */
+async function receivePack(p: ReceivePack): Promise<void> {
+  const base = p.url.replace(/\/+$/, "");
+  const ref = `refs/heads/${p.branch}`;
+  const headers: Record<string, string> = {
+    "user-agent": "git/outpost",
+    ...(p.authorization ? { authorization: p.authorization } : {}),
+  };
+  const failed = (status: number): GitStoreError =>
+    status === 401 || status === 403
+      ? new GitStoreError(`${p.url}: the Git server refused the credentials (HTTP ${status})`, "Unauthorized")
+      : new GitStoreError(`${p.url}: the Git server answered HTTP ${status} to a push`, "Unreachable");
+  const advertised = await fetch(`${base}/info/refs?service=git-receive-pack`, { headers, signal: p.signal });
+  if (!advertised.ok) throw failed(advertised.status);
+  const lines = pktLines(Buffer.from(await advertised.arrayBuffer())).filter((l): l is string => l !== null);
+  const refs = lines.filter((l) => !l.startsWith("#"));
+  const capabilities = new Set((refs[0]?.split("\0")[1] ?? "").trim().split(" "));
+  const current = refs.map((l) => l.split("\0")[0]?.trim().split(" ") ?? []).find((x) => x[1] === ref)?.[0];
+  if ((current ?? zeroOid) !== (p.old ?? zeroOid))
+    throw new GitStoreError(
+      `${p.url}: the push was rejected: ${ref} moved to ${current ?? "nothing"}`,
+      "Rejected",
+    );
+  if (!capabilities.has("report-status"))
+    throw new GitStoreError(
+      `${p.url}: the Git server does not report push results (report-status)`,
+      "Unreachable",
+    );
+  const body = Buffer.concat([
+    pktLine(`${p.old ?? zeroOid} ${p.head} ${ref}\0report-status agent=outpost\n`),
+    Buffer.from("0000"),
+    p.pack,
+  ]);
+  const res = await fetch(`${base}/git-receive-pack`, {
+    method: "POST",
+    headers: {
+      ...headers,
+      "content-type": "application/x-git-receive-pack-request",
+      accept: "application/x-git-receive-pack-result",
+    },
+    body,
+    signal: p.signal,
+  });
+  if (!res.ok) throw failed(res.status);
+  const report = pktLines(Buffer.from(await res.arrayBuffer()))
+    .filter((l): l is string => l !== null)
+    .map((l) => l.replace(/\n$/, ""));
+  const unpack = report.find((l) => l.startsWith("unpack "));
+  if (unpack !== "unpack ok")
+    throw new GitStoreError(
+      `${p.url}: the Git server could not unpack the push: ${unpack ?? "no report"}`,
+      "Unreachable",
+    );
+  const status = report.find((l) => l.startsWith(`ok ${ref}`) || l.startsWith(`ng ${ref}`));
+  if (status !== `ok ${ref}`)
+    throw new GitStoreError(
+      `${p.url}: the push was rejected: ${status?.slice(`ng ${ref} `.length) ?? "no status for the branch"}`,
+      "Rejected",
+    );
 }
 
 export class HttpGitStore implements GitStore {
@@ -276,6 +397,8 @@ export class HttpGitStore implements GitStore {
       throw err;
     }
     const fetched = head;
+    // Every object this attempt writes: the pack the push sends.
+    const written = new Set<string>();
     let root = head ? (await git.readCommit({ fs, gitdir, oid: head })).commit.tree : undefined;
     // One commit for every change of the batch (the folders are distinct: a deployment
     // waits for its sync before it can queue another). A folder queued twice closes the
@@ -288,6 +411,7 @@ export class HttpGitStore implements GitStore {
       const now = Math.floor(Date.now() / 1000);
       const signature = { ...author, timestamp: now, timezoneOffset: 0 };
       const tree = groupRoot ?? (await git.writeTree({ fs, gitdir, tree: [] }));
+      written.add(tree);
       const message =
         group.length === 1
           ? (group[0]?.message ?? "")
@@ -303,6 +427,7 @@ export class HttpGitStore implements GitStore {
           committer: signature,
         },
       });
+      written.add(head);
       root = groupRoot;
       for (const g of group) results[g.index] = { commit: head, changed: true };
       group = [];
@@ -314,8 +439,8 @@ export class HttpGitStore implements GitStore {
       const relative = new Map(
         [...request.files].map(([path, content]) => [path.slice(prefix.length + 1), content] as const),
       );
-      const folder = await writeFolder(gitdir, relative);
-      const nextRoot = await replaceAt(gitdir, groupRoot, prefix.split("/"), folder);
+      const folder = await writeFolder(gitdir, relative, written);
+      const nextRoot = await replaceAt(gitdir, groupRoot, prefix.split("/"), folder, written);
       if ((head || group.length > 0) && nextRoot === groupRoot) {
         unchanged.push(index);
         continue;
@@ -327,16 +452,33 @@ export class HttpGitStore implements GitStore {
     // An unchanged folder is the same in every commit of the batch: the last one names it.
     for (const index of unchanged) results[index] = { commit: head ?? "", changed: false };
     if (head && head !== fetched) {
-      await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: head, force: true });
-      const push = await this.withTimeout(
+      const { packfile } = await git.packObjects({ fs, gitdir, oids: [...written] });
+      const { username, password } = this.options;
+      const controller = new AbortController();
+      await this.withTimeout(
         "pushing",
         repo,
-        git.push({ fs, http, gitdir, url: repo, ref: branch, remoteRef: branch, onAuth: this.auth }),
-      ).catch((err: unknown) => {
-        throw err instanceof GitStoreError ? err : explain(err, repo);
-      });
-      if (!push.ok)
-        throw new GitStoreError(`${repo}: the push was rejected: ${push.error ?? ""}`, "Rejected");
+        receivePack({
+          url: repo,
+          branch,
+          old: fetched,
+          head,
+          pack: packfile ?? new Uint8Array(),
+          ...(username !== undefined || password !== undefined
+            ? {
+                authorization: `Basic ${Buffer.from(`${username ?? ""}:${password ?? ""}`).toString("base64")}`,
+              }
+            : {}),
+          signal: controller.signal,
+        }),
+      )
+        .catch((err: unknown) => {
+          throw err instanceof GitStoreError ? err : explain(err, repo);
+        })
+        .finally(() => {
+          controller.abort();
+        });
+      await git.writeRef({ fs, gitdir, ref: `refs/heads/${branch}`, value: head, force: true });
     }
     return results;
   }
