@@ -74,10 +74,6 @@ function explain(err: unknown, repo: string): GitStoreError {
       "Unauthorized",
     );
   }
-  // Another writer moved the branch: not fast-forward, or the server refused the ref update.
-  if (e.code === "PushRejectedError" || e.code === "GitPushError") {
-    return new GitStoreError(`${repo}: the push was rejected: ${e.message ?? ""}`, "Rejected");
-  }
   return new GitStoreError(`${repo}: ${e.message ?? String(err)}`, "Unreachable");
 }
 

@@ -15,7 +15,7 @@ import {
 } from "../api/resources.generated.ts";
 import { deliveriesOf } from "../deploy/delivered.ts";
 import { edgeClustersOf, type EdgeClusters } from "../edge/edge-clusters.ts";
-import { generationOrRequestChanged, type UpdatePredicate } from "../runtime/controller.ts";
+import { generationOrRequestChanged, type Controller, type UpdatePredicate } from "../runtime/controller.ts";
 import type { KubeObject } from "../runtime/client.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { exportedByLabel, ExportsReconciler } from "./exports.ts";
@@ -54,17 +54,22 @@ export function registerInterconnect(manager: Manager, options: InterconnectOpti
   const inventory = inventoryOf(manager);
   const deliveries = deliveriesOf(manager);
 
+  /** Requeues `keysIn(namespace)` when a cluster of any registration comes, goes or is relabelled. */
+  const followClusters = (controller: Controller, keysIn: (ns: string) => string[]): void => {
+    for (const source of inventory.all) {
+      controller.watches(
+        source.informer,
+        (c) => {
+          const ns = source.namespaceOf(c);
+          return ns ? keysIn(ns) : [];
+        },
+        labelsChanged,
+      );
+    }
+  };
+
   const networks = manager.controller("network", { workers: 8, maxDelayMs: 60_000 }).for(NetworkResource);
-  for (const source of inventory.all) {
-    networks.watches(
-      source.informer,
-      (c) => {
-        const ns = source.namespaceOf(c);
-        return ns ? networksIn(ns) : [];
-      },
-      labelsChanged,
-    );
-  }
+  followClusters(networks, (ns) => networksIn(ns));
   networks.complete(new NetworkReconciler(manager, edges, options));
 
   const services = manager
@@ -90,16 +95,7 @@ export function registerInterconnect(manager: Manager, options: InterconnectOpti
       generationOrRequestChanged,
     );
   }
-  for (const source of inventory.all) {
-    services.watches(
-      source.informer,
-      (c) => {
-        const ns = source.namespaceOf(c);
-        return ns ? servicesIn(ns) : [];
-      },
-      labelsChanged,
-    );
-  }
+  followClusters(services, (ns) => servicesIn(ns));
   services.complete(new NetworkServiceReconciler(manager, edges, options));
 
   manager

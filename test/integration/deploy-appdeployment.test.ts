@@ -23,6 +23,7 @@ import { kubeConfigFromFile } from "../controlplane/index.ts";
 import type { FleetDriver } from "../drivers/fleet.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import {
+  app,
   packageResolved,
   shopDeployment,
   specHash,
@@ -652,25 +653,13 @@ describe("AppDeployment", () => {
     // Fleet's agent hides drift only where a comparePatch matches the object and drops a
     // JSON pointer above the change (desiredset/diff.go); a dependency that is Modified is
     // not Ready, so its dependents are not upgraded (deployer.go checkDependency).
-    const application = (name: string, chart: string, parameters: object[], extra: object = {}): KubeObject =>
-      ({
-        metadata: { name: `${name}-1.0.0`, namespace: ns },
-        spec: {
-          name,
-          version: "1.0.0",
-          chart: { registryRef: { name: "charts" }, name: chart, version: "1.0.0" },
-          defaultProfile: "standard",
-          profiles: [{ name: "standard", values: {}, parameters }],
-          ...extra,
-        },
-      }) as KubeObject;
     await client.create(
       ApplicationResource,
-      application("dweb", "web", [{ name: "replicaCount", type: "number", default: "1" }]),
+      app(ns, "dweb", [{ name: "replicaCount", type: "number", default: "1" }], {}, { chart: "web" }),
     );
     await client.create(
       ApplicationResource,
-      application("ddb", "db", [], { ignoredResources: [{ kind: "ConfigMap", name: "db-runtime" }] }),
+      app(ns, "ddb", [], {}, { chart: "db", ignoredResources: [{ kind: "ConfigMap", name: "db-runtime" }] }),
     );
     await client.create(DeploymentPackageResource, {
       metadata: { name: "drifty-1.0.0", namespace: ns },

@@ -39,15 +39,26 @@ export interface DeployFixture {
   stop(): Promise<void>;
 }
 
-const app = (ns: string, name: string, parameters: object[], values: object): KubeObject =>
+/**
+ * An Application `name` 1.0.0 of chart `name` 1.0.0 (or `chart`) in Registry charts, with one
+ * profile; `spec` adds to its spec.
+ */
+export const app = (
+  ns: string,
+  name: string,
+  parameters: object[],
+  values: object,
+  { chart = name, ...spec }: { chart?: string } & Record<string, unknown> = {},
+): KubeObject =>
   ({
     metadata: { name: `${name}-1.0.0`, namespace: ns },
     spec: {
       name,
       version: "1.0.0",
-      chart: { registryRef: { name: "charts" }, name, version: "1.0.0" },
+      chart: { registryRef: { name: "charts" }, name: chart, version: "1.0.0" },
       defaultProfile: "standard",
       profiles: [{ name: "standard", values, parameters }],
+      ...spec,
     },
   }) as KubeObject;
 
