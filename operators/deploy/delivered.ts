@@ -8,7 +8,12 @@ import type { ClusterTarget } from "../inventory/selector.ts";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import type { Informer } from "../runtime/informer.ts";
 import type { Manager } from "../runtime/manager.ts";
-import { ApplicationSetResource, deliveredFromApplicationSet, type ApplicationSet } from "./argocd.ts";
+import {
+  ApplicationSetResource,
+  argoApplicationName,
+  deliveredFromApplicationSet,
+  type ApplicationSet,
+} from "./argocd.ts";
 import {
   applicationLabel,
   deploymentLabel,
@@ -31,6 +36,15 @@ export interface DeliveredApp {
   targets: ClusterTarget[];
   /** Argo CD: the ApplicationSet generating its Applications (argoApplicationName). */
   argoApplicationSet?: string;
+}
+
+/**
+ * The engine's own application for `d` on `cluster`, where the engine has one per cluster
+ * (Argo CD: the Application its ApplicationSet generates, which Argo CD's tracking
+ * annotation names); undefined for Fleet, whose agent installs Helm releases.
+ */
+export function engineApplicationOn(d: DeliveredApp, cluster: string): string | undefined {
+  return d.argoApplicationSet === undefined ? undefined : argoApplicationName(d.argoApplicationSet, cluster);
 }
 
 /** What an Outpost GitRepo delivers. */

@@ -258,7 +258,10 @@ describe("render", () => {
       maxUnavailable: "25%",
       partitions: [
         { name: "pilot", clusterSelector: { matchLabels: { ring: "0" } } },
-        { name: "remaining", clusterSelector: {} },
+        {
+          name: "remaining",
+          clusterSelector: { matchExpressions: [{ key: "ring", operator: "NotIn", values: ["0"] }] },
+        },
       ],
     });
   });

@@ -15,7 +15,7 @@ import type { Registry } from "../api/registry.generated.ts";
 import { canonicalJson } from "../catalog/digest.ts";
 import { effectiveProfiles } from "../catalog/package.ts";
 import { mergeValues, parseParameter, setPath, type Values } from "./values.ts";
-import type { ClusterTarget } from "../inventory/selector.ts";
+import { firstMatchPieces, type ClusterTarget } from "../inventory/selector.ts";
 import { dnsName } from "../runtime/names.ts";
 
 type Targets = AppDeployment["spec"]["targets"];
@@ -125,11 +125,45 @@ function chartRef(registry: Registry, chart: string): { chart: string; repo?: st
   return { chart: `${base}/${chart}` };
 }
 
+/** At most this many Fleet partitions for a deployment's waves. */
+export const maxWavePartitions = 50;
+
+/**
+ * Fleet partitions for `waves`, pairwise disjoint: a cluster is in its first wave's
+ * partition(s), and in the last one ("remaining") when it is in no wave. A wave whose
+ * clusters no single selector expresses (it excludes an earlier wave of several labels)
+ * takes several partitions, named `<wave>`, `<wave>-2`, …
+ */
+export function partitionsOfWaves(
+  waves: { name: string; clusterSelector: LabelSelector }[],
+  problems: string[],
+): { name: string; clusterSelector: LabelSelector }[] {
+  if (waves.length === 0) return [];
+  const pieces = firstMatchPieces(
+    waves.map((w) => w.clusterSelector),
+    maxWavePartitions,
+  );
+  if (!pieces) {
+    problems.push(
+      `spec.rollout.waves: keeping each cluster in one wave takes Fleet more than ${maxWavePartitions} partitions; give the waves fewer label requirements each (such as one ring label with a value per wave)`,
+    );
+    return [];
+  }
+  const seen = new Map<number, number>();
+  return pieces.map((p) => {
+    const n = (seen.get(p.index) ?? 0) + 1;
+    seen.set(p.index, n);
+    const base = waves[p.index]?.name ?? "remaining";
+    return { name: n === 1 ? base : `${base}-${n}`, clusterSelector: p.selector };
+  });
+}
+
 export function render(input: RenderInput): RenderedBundle[] {
   const { deployment: dep, pkg } = input;
   const depName = dep.metadata.name ?? "";
   const problems: string[] = [];
   const bundleName = (app: string): string => bundleNameOf(depName, app);
+  const wavePartitions = partitionsOfWaves(dep.spec.rollout?.waves ?? [], problems);
 
   const byKey = new Map(
     pkg.spec.applications.map((a) => [`${a.name}-${a.version}`, input.applications.get(a.name)] as const),
@@ -312,13 +346,12 @@ export function render(input: RenderInput): RenderedBundle[] {
               ...(rollout.maxUnavailable !== undefined ? { maxUnavailable: rollout.maxUnavailable } : {}),
               ...(rollout.waves?.length
                 ? {
-                    // Fleet deploys only to clusters some partition selects: a last
-                    // partition selecting every cluster takes those in no wave, after
-                    // the waves (Fleet: internal/cmd/controller/target/rollout.go).
-                    partitions: [
-                      ...rollout.waves.map((w) => ({ name: w.name, clusterSelector: w.clusterSelector })),
-                      { name: "remaining", clusterSelector: {} },
-                    ],
+                    // Fleet puts a cluster in every partition that selects it and
+                    // deploys to none that no partition selects
+                    // (internal/cmd/controller/target/rollout.go manualPartition), so
+                    // each cluster gets one partition: its first wave's, or the last one
+                    // for clusters in no wave.
+                    partitions: wavePartitions,
                   }
                 : {}),
             },

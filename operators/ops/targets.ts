@@ -3,8 +3,7 @@
 // object belongs to it (Helm's release annotations, which Fleet's agent sets, on the
 // object or on the controller chain above it).
 import type { ResourceType } from "../runtime/client.ts";
-import { argoApplicationName } from "../deploy/argocd.ts";
-import type { DeliveredApp } from "../deploy/delivered.ts";
+import { engineApplicationOn, type DeliveredApp } from "../deploy/delivered.ts";
 import { targetedClusters } from "../inventory/inventory.ts";
 
 const kind = (group: string, version: string, k: string, plural: string): ResourceType => ({
@@ -68,14 +67,15 @@ export function installedOn(
   const target = clusters.filter((c) => c.metadata.name === cluster);
   const releases = delivered
     .filter((d) => targetedClusters(d.targets, target).length > 0)
-    .map((d) => ({
-      namespace: d.namespace,
-      release: d.releaseName,
-      application: d.application,
-      ...(d.argoApplicationSet
-        ? { argoApplication: argoApplicationName(d.argoApplicationSet, cluster) }
-        : {}),
-    }))
+    .map((d) => {
+      const argoApplication = engineApplicationOn(d, cluster);
+      return {
+        namespace: d.namespace,
+        release: d.releaseName,
+        application: d.application,
+        ...(argoApplication === undefined ? {} : { argoApplication }),
+      };
+    })
     .filter((r) => r.namespace && r.release);
   return { releases };
 }

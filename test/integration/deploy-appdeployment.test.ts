@@ -540,6 +540,15 @@ describe("AppDeployment", () => {
       bundle?.spec.rolloutStrategy?.partitions?.map((p) => p.name),
       ["pilot", "remaining"],
     );
+    // Fleet puts a cluster in every partition that selects it: the last one holds only
+    // the clusters in no wave (central and store-2), not the pilot again.
+    assert.deepEqual(
+      bundle?.status?.partitions?.map((p) => [p.name, p.count]),
+      [
+        ["pilot", 1],
+        ["remaining", 2],
+      ],
+    );
     assert.equal(getCondition(d.status.conditions, "SpecApplied"), undefined);
     // Without maxUnavailable, Fleet's default of 100% gates no wave: said so.
     await client.mergePatch(AppDeploymentResource, "waves", ns, {
