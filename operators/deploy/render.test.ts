@@ -266,6 +266,46 @@ describe("render", () => {
     });
   });
 
+  it("keeps a cluster in its first wave only, and refuses waves that need too many partitions", () => {
+    const [w] = render(
+      input({
+        rollout: {
+          maxUnavailable: 1,
+          waves: [
+            { name: "canary", clusterSelector: { matchLabels: { ring: "0", region: "eu" } } },
+            { name: "eu", clusterSelector: { matchLabels: { region: "eu" } } },
+          ],
+        },
+      }),
+    );
+    // eu: in eu and not the canary (not ring 0); the rest: outside eu.
+    assert.deepEqual(fleetYaml(w ?? { files: {} }).rolloutStrategy, {
+      maxUnavailable: 1,
+      partitions: [
+        { name: "canary", clusterSelector: { matchLabels: { region: "eu", ring: "0" } } },
+        {
+          name: "eu",
+          clusterSelector: {
+            matchLabels: { region: "eu" },
+            matchExpressions: [{ key: "ring", operator: "NotIn", values: ["0"] }],
+          },
+        },
+        {
+          name: "remaining",
+          clusterSelector: { matchExpressions: [{ key: "region", operator: "NotIn", values: ["eu"] }] },
+        },
+      ],
+    });
+    const wide = (n: number) => ({
+      name: `w${n}`,
+      clusterSelector: { matchLabels: { [`a${n}`]: "x", [`b${n}`]: "x", [`c${n}`]: "x" } },
+    });
+    assert.throws(
+      () => render(input({ rollout: { maxUnavailable: 1, waves: [1, 2, 3, 4].map(wide) } })),
+      /spec\.rollout\.waves: keeping each cluster in one wave takes Fleet more than 50 partitions/,
+    );
+  });
+
   it("targets by selector or by name, per application", () => {
     const [w, d] = render(
       input({ applications: [{ name: "db", targets: { clusters: ["central-1", "Central_2"] } }] }),

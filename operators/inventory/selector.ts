@@ -149,17 +149,49 @@ export function firstMatchPieces(
   for (const [index, s] of [...selectors, undefined].entries()) {
     const reqs = s ? requirementsOf(s) : [];
     const next: Requirement[][] = [];
+    const taken: Requirement[][] = [];
     for (const piece of unmatched) {
-      const taken = conjoin([...piece, ...reqs]);
-      if (taken) out.push({ index, selector: selectorOf(taken) });
+      const t = conjoin([...piece, ...reqs]);
+      if (t) taken.push(t);
       if (!s) continue;
       reqs.forEach((r, i) => {
         const rest = conjoin([...piece, ...reqs.slice(0, i), negation(r)]);
         if (rest) next.push(rest);
       });
-      if (out.length + next.length > limit) return undefined;
+      if (out.length + taken.length + next.length > limit) return undefined;
     }
-    unmatched = next;
+    for (const t of mergeComplements(taken)) out.push({ index, selector: selectorOf(t) });
+    unmatched = mergeComplements(next);
   }
   return out;
+}
+
+/**
+ * Fewer pieces for the same label sets: two conjunctions equal but for one requirement
+ * and its negation (c ∧ r, c ∧ ¬r) are c.
+ */
+function mergeComplements(pieces: Requirement[][]): Requirement[][] {
+  const key = (r: Requirement): string => JSON.stringify([r.key, r.operator, r.values ?? []]);
+  const list = pieces.map((p) => p.map(key));
+  const reqs = new Map(pieces.flat().map((r) => [key(r), r]));
+  for (let merged = true; merged;) {
+    merged = false;
+    outer: for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length; j++) {
+        const a = list[i] ?? [];
+        const b = list[j] ?? [];
+        if (a.length !== b.length) continue;
+        const onlyA = a.filter((k) => !b.includes(k));
+        const onlyB = b.filter((k) => !a.includes(k));
+        const ra = reqs.get(onlyA[0] ?? "");
+        const rb = onlyB[0] ?? "";
+        if (onlyA.length !== 1 || onlyB.length !== 1 || !ra || key(negation(ra)) !== rb) continue;
+        list.splice(j, 1);
+        list[i] = a.filter((k) => k !== onlyA[0]);
+        merged = true;
+        break outer;
+      }
+    }
+  }
+  return list.map((p) => p.map((k) => reqs.get(k)).filter((r) => r !== undefined));
 }
