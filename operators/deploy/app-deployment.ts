@@ -321,22 +321,28 @@ export class AppDeploymentReconciler {
    */
   private nameConflict(dep: AppDeployment, bundles: RenderedBundle[]): string | undefined {
     const ns = dep.metadata.namespace ?? "";
-    const mine = new Map(bundles.map((b) => [b.bundleName, b.application]));
     const earlier = (o: AppDeployment): boolean => {
       const a = o.metadata.creationTimestamp ?? "";
       const b = dep.metadata.creationTimestamp ?? "";
       return a < b || (a === b && (o.metadata.name ?? "") < (dep.metadata.name ?? ""));
     };
+    const deployments = this.cache<AppDeployment>(AppDeploymentResource);
     const packages = this.cache<DeploymentPackage>(DeploymentPackageResource);
-    for (const other of this.cache<AppDeployment>(AppDeploymentResource).byNamespace(ns)) {
-      if (other.metadata.uid === dep.metadata.uid || !earlier(other)) continue;
-      const ref = other.spec.packageRef;
-      const pkg = packages.get(`${ns}/${ref.name}-${ref.version}`);
-      for (const a of pkg?.spec.applications ?? []) {
-        const name = bundleNameOf(other.metadata.name ?? "", a.name);
-        const app = mine.get(name);
-        if (app === undefined) continue;
-        return `application ${app} of this deployment and application ${a.name} of AppDeployment ${other.metadata.name ?? ""} (created earlier) would both be delivered as ${name}: rename this deployment (its name joined with an application's name must not equal another deployment's)`;
+    // Names are DNS labels, so two deliveries share a name when "<deployment>-<application>"
+    // is the same text: the other deployment's name is this text up to one of its dashes.
+    // Looking those up keeps this O(applications), not O(deployments in the namespace).
+    for (const b of bundles) {
+      const text = `${dep.metadata.name ?? ""}-${b.application}`;
+      for (let i = text.indexOf("-"); i > 0; i = text.indexOf("-", i + 1)) {
+        const other = deployments.get(`${ns}/${text.slice(0, i)}`);
+        if (!other || other.metadata.uid === dep.metadata.uid || !earlier(other)) continue;
+        const ref = other.spec.packageRef;
+        const pkg = packages.get(`${ns}/${ref.name}-${ref.version}`);
+        const a = pkg?.spec.applications.find(
+          (x) => bundleNameOf(other.metadata.name ?? "", x.name) === b.bundleName,
+        );
+        if (!a) continue;
+        return `application ${b.application} of this deployment and application ${a.name} of AppDeployment ${other.metadata.name ?? ""} (created earlier) would both be delivered as ${b.bundleName}: rename this deployment (its name joined with an application's name must not equal another deployment's)`;
       }
     }
     return undefined;
@@ -476,16 +482,17 @@ export class AppDeploymentReconciler {
   private reconcileTargets(run: Run): Promise<Outcome> {
     const { ns, status } = run;
     const engine = required(run.engine, "engine");
-    const distinct = new Map(run.bundles.map((b) => [JSON.stringify(b.targets), b.targets]));
-    const matched = new Set(
-      [...distinct.values()].flatMap((t) =>
-        this.inventory.targeted(ns, t, engine.clusters).map((c) => c.metadata.name),
-      ),
-    );
+    const distinct = [...new Map(run.bundles.map((b) => [JSON.stringify(b.targets), b.targets])).values()];
+    const lists = distinct.map((t) => this.inventory.targeted(ns, t, engine.clusters));
+    // One target list (the usual case): its length; otherwise the clusters any selects.
+    const matchedCount =
+      lists.length === 1
+        ? (lists[0]?.length ?? 0)
+        : new Set(lists.flatMap((l) => l.map((c) => c.metadata.name))).size;
     const held = getCondition(status.conditions, "TargetsHeld");
     const decision = guardDrop({
       previous: status.summary?.targets ?? 0,
-      current: matched.size,
+      current: matchedCount,
       heldSince: held?.status === "True" ? held.lastTransitionTime : undefined,
       now: this.now(),
       holdMs: this.dropHoldMs,

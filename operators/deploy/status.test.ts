@@ -107,6 +107,32 @@ describe("aggregate", () => {
     assert.equal(phaseOf(status.summary, false), "Degraded");
   });
 
+  it("lists the worst clusters first, by name among equals, at most maxListed", () => {
+    const states = ["Ready", "Pending", "NotReady", "Failed"] as const;
+    const many = Array.from({ length: 200 }, (_, i) => cluster(`c-${(i * 7919) % 200}`, { tier: "store" }));
+    const stateOf = (name: string) => states[Number(name.slice(2)) % states.length] ?? "Ready";
+    const status = aggregate({
+      apps: [{ application: "web", bundleName: "b", targets: [{ name: "all", clusterSelector: {} }] }],
+      clusters: many,
+      stateOf: (_app, c) => ({ state: stateOf(c), message: stateOf(c) === "Ready" ? "" : "why" }),
+      now,
+      maxListed: 7,
+    });
+    // By the spec: Failed before NotReady before Pending, then by name (code point order).
+    const order = { Failed: 0, NotReady: 1, Pending: 2 } as Record<string, number>;
+    const expected = many
+      .map((c) => c.metadata.name ?? "")
+      .filter((n) => stateOf(n) !== "Ready")
+      .sort((a, b) => (order[stateOf(a)] ?? 0) - (order[stateOf(b)] ?? 0) || (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, 7);
+    assert.deepEqual(
+      status.clusters.map((c) => c.name),
+      expected,
+    );
+    assert.deepEqual(status.clusters[0], { name: expected[0], state: "Failed", message: "web: why" });
+    assert.deepEqual(status.summary, { targets: 200, ready: 50, notReady: 100, offline: 0, pending: 50 });
+  });
+
   it("names the failing application on a cluster, not the ones waiting for it", () => {
     const both = [
       { ...apps[0], targets: [{ name: "s", clusterName: "store-1" }] },

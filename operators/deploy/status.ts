@@ -131,6 +131,8 @@ export interface DeploymentStatusSummary {
   clusters: { name: string; state: ClusterState; message: string }[];
 }
 
+const offlineMessage = "the cluster's agent has not reported recently; it catches up when it is back";
+
 const rank: Record<ClusterState, number> = { Ready: 0, Pending: 1, NotReady: 2, Failed: 3, Offline: 4 };
 
 /** Fleet's agent message for a bundle held back by its dependsOn. */
@@ -233,7 +235,8 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
       input.now ?? new Date(),
       input.offlineAfterMs ?? 30 * 60_000,
     );
-  const perCluster = new Map<string, { state: ClusterState; message: string }>();
+  // Per cluster its worst state; the message is composed only for the clusters listed.
+  const perCluster = new Map<string, { state: ClusterState; application: string; message: string }>();
   const applications: DeploymentStatusSummary["applications"] = [];
   // Applications usually share their targets: match each distinct target list once.
   const matched = new Map<string, { metadata: { name?: string } }[]>();
@@ -252,17 +255,13 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
       let message: string;
       if (offline.has(name)) {
         state = "Offline";
-        message = "the cluster's agent has not reported recently; it catches up when it is back";
+        message = offlineMessage;
       } else {
         const s = input.stateOf(app, name);
         state = s.state;
-        if (state === "Ready") {
-          message = "";
-          ready++;
-        } else {
-          message = `${app.application}: ${s.message}`;
-          if (state === "NotReady" || state === "Failed") firstProblem ??= `${name}: ${s.message}`;
-        }
+        message = s.message;
+        if (state === "Ready") ready++;
+        else if (state === "NotReady" || state === "Failed") firstProblem ??= `${name}: ${s.message}`;
       }
       const prev = perCluster.get(name);
       // Worst state first; among not-ready applications, the cause rather than a
@@ -272,7 +271,7 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
         rank[state] > rank[prev.state] ||
         (state === prev.state && waitsOnDependency(prev.message) && !waitsOnDependency(message))
       )
-        perCluster.set(name, { state, message });
+        perCluster.set(name, { state, application: app.application, message });
     }
     applications.push({
       name: app.application,
@@ -283,17 +282,34 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
   }
 
   const counts = { targets: perCluster.size, ready: 0, notReady: 0, offline: 0, pending: 0 };
-  for (const { state } of perCluster.values()) {
+  // The worst non-ready clusters, by name among equals: a bounded sorted list, not a sort
+  // of every cluster (tens of thousands on every status update).
+  const maxListed = input.maxListed ?? 20;
+  const listed: [string, ClusterState, string, string][] = [];
+  const before = (a: string, x: ClusterState, b: string, y: ClusterState): boolean =>
+    rank[x] !== rank[y] ? rank[x] > rank[y] : a < b;
+  for (const [name, { state, application, message }] of perCluster) {
     if (state === "Ready") counts.ready++;
     else if (state === "NotReady" || state === "Failed") counts.notReady++;
     else if (state === "Offline") counts.offline++;
     else counts.pending++;
+    if (state === "Ready" || maxListed <= 0) continue;
+    const last = listed[listed.length - 1];
+    if (listed.length === maxListed && last && !before(name, state, last[0], last[1])) continue;
+    let i = listed.length;
+    while (i > 0) {
+      const p = listed[i - 1];
+      if (!p || !before(name, state, p[0], p[1])) break;
+      i--;
+    }
+    listed.splice(i, 0, [name, state, application, message]);
+    if (listed.length > maxListed) listed.pop();
   }
-  const clusters = [...perCluster]
-    .filter(([, s]) => s.state !== "Ready")
-    .sort(([a, x], [b, y]) => rank[y.state] - rank[x.state] || a.localeCompare(b))
-    .slice(0, input.maxListed ?? 20)
-    .map(([name, s]) => ({ name, state: s.state, message: s.message }));
+  const clusters = listed.map(([name, state, application, message]) => ({
+    name,
+    state,
+    message: state === "Offline" ? message : `${application}: ${message}`,
+  }));
   return { summary: counts, applications, clusters };
 }
 

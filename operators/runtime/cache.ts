@@ -61,14 +61,18 @@ export class Cache<T extends KubeObject> {
   byLabels(selector: Record<string, string>): T[] {
     const entries = Object.entries(selector);
     if (entries.length === 0) return this.list();
-    const [first, ...rest] = entries.map(
-      ([k, v]) => new Set(this.indices.get("label")?.get(`${k}=${v}`) ?? []),
-    );
-    const keys = [...(first ?? [])].filter((k) => rest.every((s) => s.has(k)));
-    return keys.flatMap((k) => {
+    // Walk the smallest label's set and look the others up: no set is copied.
+    const sets = entries
+      .map(([k, v]) => this.indices.get("label")?.get(`${k}=${v}`) ?? new Set<string>())
+      .sort((a, b) => a.size - b.size);
+    const [smallest, ...rest] = sets;
+    const out: T[] = [];
+    for (const k of smallest ?? []) {
+      if (!rest.every((s) => s.has(k))) continue;
       const o = this.objects.get(k);
-      return o ? [o] : [];
-    });
+      if (o) out.push(o);
+    }
+    return out;
   }
 
   /** Stores `obj`; returns the object it replaced, if any. */

@@ -543,7 +543,7 @@ describe("AppDeployment", () => {
     // Fleet puts a cluster in every partition that selects it: the last one holds only
     // the clusters in no wave (central and store-2), not the pilot again.
     assert.deepEqual(
-      bundle?.status?.partitions?.map((p) => [p.name, p.count]),
+      bundle?.status.partitions?.map((p) => [p.name, p.count]),
       [
         ["pilot", 1],
         ["remaining", 2],
