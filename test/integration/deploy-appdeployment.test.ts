@@ -536,14 +536,15 @@ describe("AppDeployment", () => {
     const d = await waitFor("waves", "Running on 3 clusters", (x) => x.status?.phase === "Running");
     assert.equal(d.status?.summary?.ready, 3);
     const bundle = (await fleet.bundles()).find((b) => b.metadata.name === "waves-web");
+    assert.ok(bundle);
     assert.deepEqual(
-      bundle?.spec.rolloutStrategy?.partitions?.map((p) => p.name),
+      bundle.spec.rolloutStrategy?.partitions?.map((p) => p.name),
       ["pilot", "remaining"],
     );
     // Fleet puts a cluster in every partition that selects it: the last one holds only
     // the clusters in no wave (central and store-2), not the pilot again.
     assert.deepEqual(
-      bundle?.status.partitions?.map((p) => [p.name, p.count]),
+      bundle.status?.partitions?.map((p) => [p.name, p.count]),
       [
         ["pilot", 1],
         ["remaining", 2],
