@@ -415,8 +415,17 @@ describe("interconnect: Networks and NetworkServices on three edge clusters", ()
     await eventually("Network gone", async () =>
       (await client.get(NetworkResource, "retail", ns)) ? undefined : true,
     );
-    await eventually("site namespace gone from central", async () =>
-      (await edges.clients.central.get(namespacesResource, siteNs)) ? undefined : true,
+    // The operator asks central to delete the namespace; the edge's own namespace
+    // controller then empties it, which takes longer while that controller manager
+    // reconnects to the API server that just came back.
+    await eventually("site namespace deleted on central", async () => {
+      const n = await edges.clients.central.get<KubeObject>(namespacesResource, siteNs);
+      return !n || n.metadata.deletionTimestamp ? true : undefined;
+    });
+    await eventually(
+      "site namespace gone from central",
+      async () => ((await edges.clients.central.get(namespacesResource, siteNs)) ? undefined : true),
+      120_000,
     );
     for (const e of edgeNames) assert.deepEqual(await onEdge(e, SiteResource), []);
     assert.deepEqual(edges.skupper.errors, []);
