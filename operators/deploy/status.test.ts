@@ -12,6 +12,7 @@ import {
   type FleetCluster,
 } from "./status.ts";
 import { matches } from "../inventory/selector.ts";
+import fc from "fast-check";
 
 const now = new Date("2026-06-01T12:00:00Z");
 const cluster = (name: string, labels: Record<string, string>, seenSecondsAgo = 10): FleetCluster => ({
@@ -433,5 +434,63 @@ describe("fleetStates follows Fleet's GetDeploymentState", () => {
     });
     assert.deepEqual(summary.summary, { targets: 1, ready: 0, notReady: 1, offline: 0, pending: 0 });
     assert.equal(summary.clusters[0]?.state, "Failed");
+  });
+});
+
+describe("aggregate's shortcuts change nothing", () => {
+  // Status looks only at the clusters where the engine holds something (EngineStates.absent)
+  // and walks one target list cluster by cluster when every application shares it; both
+  // must give what asking the engine for every (application, cluster) pair gives.
+  const arbitraryCase = fc.record({
+    clusters: fc.array(fc.record({ tier: fc.constantFrom("a", "b"), silent: fc.boolean() }), {
+      minLength: 1,
+      maxLength: 12,
+    }),
+    apps: fc.array(fc.constantFrom("all", "a", "b"), { minLength: 1, maxLength: 3 }),
+    deployed: fc.array(
+      fc.record({
+        app: fc.nat(2),
+        cluster: fc.nat(11),
+        state: fc.constantFrom("ready", "applied", "stale"),
+        message: fc.constantFrom(undefined, "boom", "dependent bundle(s) are not ready: x"),
+      }),
+      { maxLength: 30 },
+    ),
+  });
+  it("gives the pair-by-pair result, shared target lists or not", () => {
+    fc.assert(
+      fc.property(arbitraryCase, (t) => {
+        const clusters = t.clusters.map((c, i) => cluster(`c${i}`, { tier: c.tier }, c.silent ? 7200 : 10));
+        const selectorOf = (k: string, spelled: boolean) =>
+          k === "all"
+            ? spelled
+              ? { matchExpressions: [] }
+              : {}
+            : spelled
+              ? { matchExpressions: [{ key: "tier", operator: "In", values: [k] }] }
+              : { matchLabels: { tier: k } };
+        const appsOf = (spelled: (i: number) => boolean) =>
+          t.apps.map((k, i) => ({
+            application: `app${i}`,
+            bundleName: `b${i}`,
+            targets: [{ name: "t", clusterSelector: selectorOf(k, spelled(i)) }],
+          }));
+        const bds = t.deployed.map((d) => bd(`b${d.app}`, `c${d.cluster}`, d.state, d.message));
+        const withShortcut = fleetStates(bds);
+        const pairByPair = fleetStates(bds);
+        delete pairByPair.absent;
+        assert.ok(withShortcut.absent, "Fleet's states name the clusters they hold something on");
+        const apps = appsOf(() => false);
+        const expected = aggregate({ apps, clusters, stateOf: pairByPair, now, maxListed: 5 });
+        assert.deepEqual(aggregate({ apps, clusters, stateOf: withShortcut, now, maxListed: 5 }), expected);
+        // The same targets spelled differently per application: no shared list.
+        const spelledApart = appsOf((i) => i % 2 === 1);
+        assert.deepEqual(
+          aggregate({ apps: spelledApart, clusters, stateOf: withShortcut, now, maxListed: 5 }),
+          expected,
+        );
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -109,11 +109,22 @@ export interface AppTargets {
   targets: ClusterTarget[];
 }
 
+/**
+ * The engine's state of an application on a cluster (clusters offline in the inventory
+ * aside). `absent`, when the engine gives it, names the clusters on which the engine holds
+ * something of the application; on every other cluster the application's state is the one
+ * it returns. Status then looks at those clusters only, not at every (application,
+ * cluster) pair: a new deployment to ten thousand clusters has nothing on any yet.
+ */
+export interface EngineStates {
+  (app: AppTargets, cluster: string): ClusterAppState;
+  absent?: (app: AppTargets) => { present: { has(cluster: string): boolean }; state: ClusterAppState };
+}
+
 export interface StatusInput {
   apps: AppTargets[];
   clusters: InventoryCluster[] | FleetCluster[];
-  /** The engine's state of an application on a cluster (clusters offline in the inventory aside). */
-  stateOf: (app: AppTargets, cluster: string) => ClusterAppState;
+  stateOf: EngineStates;
   /** Names of the offline clusters (default: computed from `now` and `offlineAfterMs`). */
   offline?: ReadonlySet<string>;
   now?: Date;
@@ -170,23 +181,29 @@ function notReadyMessage(bd: FleetBundleDeployment): string {
 export function fleetStates(
   bundleDeployments: FleetBundleDeployment[],
   valuesGenerations = new Map<string, number>(),
-): (app: AppTargets, cluster: string) => ClusterAppState {
-  const byBundleCluster = new Map<string, FleetBundleDeployment>();
+): EngineStates {
+  // By bundle, by cluster.
+  const byBundle = new Map<string, Map<string, FleetBundleDeployment>>();
   for (const bd of bundleDeployments) {
     const l = bd.metadata.labels ?? {};
-    byBundleCluster.set(
-      `${l["fleet.cattle.io/bundle-name"] ?? ""}/${l["fleet.cattle.io/cluster"] ?? ""}`,
-      bd,
-    );
+    const bundle = l["fleet.cattle.io/bundle-name"] ?? "";
+    let clusters = byBundle.get(bundle);
+    if (!clusters) byBundle.set(bundle, (clusters = new Map<string, FleetBundleDeployment>()));
+    clusters.set(l["fleet.cattle.io/cluster"] ?? "", bd);
   }
-  return (app, cluster) => {
-    const bd = byBundleCluster.get(`${app.bundleName}/${cluster}`);
+  const notApplied: ClusterAppState = {
+    state: "Pending",
+    message: "the current revision is not applied yet",
+  };
+  const none: ReadonlyMap<string, FleetBundleDeployment> = new Map();
+  const states: EngineStates = (app, cluster) => {
+    const bd = byBundle.get(app.bundleName)?.get(cluster);
     const id = bd?.spec?.deploymentID;
     if (
       id === undefined ||
       (app.contentHash !== undefined && bd?.metadata.labels?.[contentLabel] !== app.contentHash)
     )
-      return { state: "Pending", message: "the current revision is not applied yet" };
+      return notApplied;
     const staged = bd?.spec?.stagedDeploymentID;
     if (staged !== undefined && staged !== "" && staged !== id)
       return {
@@ -224,6 +241,9 @@ export function fleetStates(
     }
     return { state: "Ready", message: "" };
   };
+  // Without a BundleDeployment, Fleet has not deployed anything of the bundle there.
+  states.absent = (app) => ({ present: byBundle.get(app.bundleName) ?? none, state: notApplied });
+  return states;
 }
 
 export function aggregate(input: StatusInput): DeploymentStatusSummary {
@@ -235,77 +255,104 @@ export function aggregate(input: StatusInput): DeploymentStatusSummary {
       input.now ?? new Date(),
       input.offlineAfterMs ?? 30 * 60_000,
     );
-  // Per cluster its worst state; the message is composed only for the clusters listed.
-  const perCluster = new Map<string, { state: ClusterState; application: string; message: string }>();
-  const applications: DeploymentStatusSummary["applications"] = [];
+  const { apps, stateOf } = input;
   // Applications usually share their targets: match each distinct target list once.
   const matched = new Map<string, { metadata: { name?: string } }[]>();
-  for (const app of input.apps) {
+  const lists = apps.map((app) => {
     const key = JSON.stringify(app.targets);
     let targeted = matched.get(key);
     if (!targeted) {
       targeted = input.targeted ? input.targeted(app.targets) : targetedClusters(app.targets, input.clusters);
       matched.set(key, targeted);
     }
-    let ready = 0;
-    let firstProblem: string | undefined;
-    for (const c of targeted) {
-      const name = c.metadata.name ?? "";
-      let state: ClusterState;
-      let message: string;
-      if (offline.has(name)) {
-        state = "Offline";
-        message = offlineMessage;
-      } else {
-        const s = input.stateOf(app, name);
-        state = s.state;
-        message = s.message;
-        if (state === "Ready") ready++;
-        else if (state === "NotReady" || state === "Failed") firstProblem ??= `${name}: ${s.message}`;
-      }
-      const prev = perCluster.get(name);
-      // Worst state first; among not-ready applications, the cause rather than a
-      // dependent waiting for it (Fleet's "dependent bundle(s) are not ready").
-      if (
-        !prev ||
-        rank[state] > rank[prev.state] ||
-        (state === prev.state && waitsOnDependency(prev.message) && !waitsOnDependency(message))
-      )
-        perCluster.set(name, { state, application: app.application, message });
-    }
-    applications.push({
-      name: app.application,
-      targets: targeted.length,
-      ready,
-      ...(firstProblem ? { message: firstProblem } : {}),
-    });
-  }
+    return targeted;
+  });
+  const absent = apps.map((app) => stateOf.absent?.(app));
+  const ready = apps.map(() => 0);
+  const firstProblem: (string | undefined)[] = apps.map(() => undefined);
+  const offlineState: ClusterAppState = { state: "Offline", message: offlineMessage };
+  /** Application i on a cluster, counted for the application. */
+  const stateAt = (i: number, app: AppTargets, name: string): ClusterAppState => {
+    if (offline.has(name)) return offlineState;
+    const a = absent[i];
+    const s = a && !a.present.has(name) ? a.state : stateOf(app, name);
+    if (s.state === "Ready") ready[i] = (ready[i] ?? 0) + 1;
+    else if (s.state === "NotReady" || s.state === "Failed") firstProblem[i] ??= `${name}: ${s.message}`;
+    return s;
+  };
+  // Worst state first; among not-ready applications, the cause rather than a dependent
+  // waiting for it (Fleet's "dependent bundle(s) are not ready").
+  const worse = (s: ClusterAppState, than: ClusterAppState): boolean =>
+    rank[s.state] > rank[than.state] ||
+    (s.state === than.state && waitsOnDependency(than.message) && !waitsOnDependency(s.message));
 
-  const counts = { targets: perCluster.size, ready: 0, notReady: 0, offline: 0, pending: 0 };
+  const counts = { targets: 0, ready: 0, notReady: 0, offline: 0, pending: 0 };
   // The worst non-ready clusters, by name among equals: a bounded sorted list, not a sort
   // of every cluster (tens of thousands on every status update).
   const maxListed = input.maxListed ?? 20;
-  const listed: [string, ClusterState, string, string][] = [];
+  const listed: [string, ClusterAppState, string][] = [];
   const before = (a: string, x: ClusterState, b: string, y: ClusterState): boolean =>
     rank[x] !== rank[y] ? rank[x] > rank[y] : a < b;
-  for (const [name, { state, application, message }] of perCluster) {
+  /** A cluster's worst state, counted once. */
+  const count = (name: string, s: ClusterAppState, application: string): void => {
+    counts.targets++;
+    const { state } = s;
     if (state === "Ready") counts.ready++;
     else if (state === "NotReady" || state === "Failed") counts.notReady++;
     else if (state === "Offline") counts.offline++;
     else counts.pending++;
-    if (state === "Ready" || maxListed <= 0) continue;
+    if (state === "Ready" || maxListed <= 0) return;
     const last = listed[listed.length - 1];
-    if (listed.length === maxListed && last && !before(name, state, last[0], last[1])) continue;
+    if (listed.length === maxListed && last && !before(name, state, last[0], last[1].state)) return;
     let i = listed.length;
     while (i > 0) {
       const p = listed[i - 1];
-      if (!p || !before(name, state, p[0], p[1])) break;
+      if (!p || !before(name, state, p[0], p[1].state)) break;
       i--;
     }
-    listed.splice(i, 0, [name, state, application, message]);
+    listed.splice(i, 0, [name, s, application]);
     if (listed.length > maxListed) listed.pop();
+  };
+
+  const first = lists[0];
+  if (first && lists.every((l) => l === first)) {
+    // One target list: cluster by cluster, no map of every cluster.
+    for (const c of first) {
+      const name = c.metadata.name ?? "";
+      let worst: ClusterAppState | undefined;
+      let application = "";
+      for (const [i, app] of apps.entries()) {
+        const s = stateAt(i, app, name);
+        if (!worst || worse(s, worst)) {
+          worst = s;
+          application = app.application;
+        }
+      }
+      if (worst) count(name, worst, application);
+    }
+  } else {
+    const perCluster = new Map<string, { s: ClusterAppState; application: string }>();
+    apps.forEach((app, i) => {
+      for (const c of lists[i] ?? []) {
+        const name = c.metadata.name ?? "";
+        const s = stateAt(i, app, name);
+        const prev = perCluster.get(name);
+        if (!prev || worse(s, prev.s)) perCluster.set(name, { s, application: app.application });
+      }
+    });
+    for (const [name, { s, application }] of perCluster) count(name, s, application);
   }
-  const clusters = listed.map(([name, state, application, message]) => ({
+
+  const applications = apps.map((app, i) => {
+    const problem = firstProblem[i];
+    return {
+      name: app.application,
+      targets: lists[i]?.length ?? 0,
+      ready: ready[i] ?? 0,
+      ...(problem ? { message: problem } : {}),
+    };
+  });
+  const clusters = listed.map(([name, { state, message }, application]) => ({
     name,
     state,
     message: state === "Offline" ? message : `${application}: ${message}`,

@@ -11,7 +11,7 @@ import type { Informer } from "../../runtime/informer.ts";
 import type { ClusterSourceName } from "../../inventory/inventory.ts";
 import type { GitTargetRepo } from "../fleet.ts";
 import type { RenderedBundle } from "../render.ts";
-import type { AppTargets, ClusterAppState } from "../status.ts";
+import type { EngineStates } from "../status.ts";
 import type { ClusterTarget } from "../../inventory/selector.ts";
 
 export const engineNames = ["fleet", "argocd"] as const;
@@ -53,10 +53,7 @@ export interface DeliveryEngine {
   /** Holds (suspend, awaiting approval) or releases what was delivered; nothing new is applied. */
   pause(deployment: AppDeployment, paused: boolean): Promise<void>;
   /** The per-cluster state of the deployment's applications, for status.ts's aggregate. */
-  states(
-    deployment: AppDeployment,
-    commit: string | undefined,
-  ): (app: AppTargets, cluster: string) => ClusterAppState;
+  states(deployment: AppDeployment, commit: string | undefined): EngineStates;
   /** The engine's own errors per application (a clone it failed, a spec it refused). */
   problems(deployment: AppDeployment): Map<string, string>;
   /** The targets each bundle has now, by bundle name (what a held target change keeps). */
