@@ -17,12 +17,13 @@ import {
 } from "../operators/api/resources.generated.ts";
 import { GitRepoResource } from "../operators/deploy/fleet.ts";
 import { KubeClient, type KubeObject, type ResourceType } from "../operators/runtime/client.ts";
-import { namespacesResource, secretsResource } from "../operators/runtime/core.ts";
+import { namespacesResource } from "../operators/runtime/core.ts";
 import { kubeConfigFromFile, startControlPlane } from "../test/controlplane/index.ts";
 import { freePort } from "../test/controlplane/ports.ts";
 import { installFleetCRDs } from "../test/drivers/fleet-crds.ts";
 import { startEdgeBackend } from "../test/support/edge-backend.ts";
 import { installOutpost } from "../test/support/install.ts";
+import { putEdgeCredentials } from "../test/support/interconnect.ts";
 import { machine, metric, type BenchmarkResult } from "./report.ts";
 import { rssMiB } from "./support.ts";
 import { FleetClusterResource } from "../operators/inventory/registrations.ts";
@@ -105,10 +106,7 @@ export async function run(): Promise<BenchmarkResult> {
     // What the catalog and deploy operators would have left: an application exporting
     // web-ui:80, its package and deployment, the GitRepo delivering it to cluster edge-1.
     await client.create(namespacesResource, { metadata: { name: ns } });
-    await client.create(secretsResource, {
-      metadata: { name: "edge-1-kubeconfig", namespace: ns },
-      stringData: { value: readFileSync(edgeCluster.kubeconfig, "utf8") },
-    } as KubeObject);
+    await putEdgeCredentials(client, ns, "edge-1", readFileSync(edgeCluster.kubeconfig, "utf8"));
     await client.create(FleetClusterResource, {
       metadata: { name: "edge-1", namespace: ns },
       spec: {},

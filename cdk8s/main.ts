@@ -17,6 +17,8 @@ const configDir = join(root, "config");
 const crdDir = join(root, "crds");
 
 export const namespace = "outpost-system";
+/** Where platform administrators keep edge credentials (operators/edge/edge-clusters.ts). */
+export const edgesNamespace = "outpost-edges";
 export const image = "ghcr.io/outpost-dev/outpost:0.1.0";
 const metricsPort = 8080;
 const labels = { "app.kubernetes.io/part-of": "outpost", "app.kubernetes.io/managed-by": "kustomize" };
@@ -35,6 +37,25 @@ function clusterRole(
   });
 }
 
+/** The Role `outpost:<name>` in outpost-edges, bound to ServiceAccount `sa`, if it has rules. */
+function edgesRole(chart: Chart, name: string, sa: string, rules: Rule[] | undefined): void {
+  if (!rules?.length) return;
+  const role = `outpost:${name}`;
+  new ApiObject(chart, `edges-role-${name}`, {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: { name: role, namespace: edgesNamespace, labels },
+    rules,
+  });
+  new ApiObject(chart, `edges-rb-${name}`, {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: role, namespace: edgesNamespace, labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
+    subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+  });
+}
+
 function crdsChart(app: App): Chart {
   const chart = new Chart(app, "crds", { disableResourceNameHashes: true });
   for (const file of readdirSync(crdDir)
@@ -49,6 +70,13 @@ function namespaceChart(app: App): Chart {
   const chart = new Chart(app, "namespace", { disableResourceNameHashes: true });
   new kplus.Namespace(chart, "ns", {
     metadata: { name: namespace, labels: { ...labels, "pod-security.kubernetes.io/enforce": "restricted" } },
+  });
+  // Secrets only: kubeconfigs of edge clusters, written by whoever registers clusters.
+  new kplus.Namespace(chart, "edges", {
+    metadata: {
+      name: edgesNamespace,
+      labels: { ...labels, "pod-security.kubernetes.io/enforce": "restricted" },
+    },
   });
   return chart;
 }
@@ -80,6 +108,7 @@ function rbacChart(app: App): Chart {
       metadata: { name: role, namespace, labels },
       rules: access.system,
     });
+    edgesRole(chart, `${name}-operator`, sa, access.edges);
     new ApiObject(chart, `rb-${name}`, {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
@@ -89,6 +118,7 @@ function rbacChart(app: App): Chart {
     });
   }
   // The service proxy's identity and rights (its Deployment ships with the proxy program).
+  edgesRole(chart, "service-proxy", "outpost-service-proxy", serviceProxy.edges);
   new ApiObject(chart, "sa-service-proxy", {
     apiVersion: "v1",
     kind: "ServiceAccount",

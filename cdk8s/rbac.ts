@@ -1,7 +1,7 @@
 // What each operator may do, as data: the rules of its ClusterRole, of the Role it gets
 // in every project namespace (bound there by the tenancy operator), and of its Role in
-// outpost-system. Least privilege: an operator reads Secrets only in project namespaces
-// and in outpost-system, never cluster-wide.
+// outpost-system. Least privilege: an operator reads Secrets only in project namespaces,
+// in outpost-system and (edge credentials, by name) in outpost-edges, never cluster-wide.
 
 export interface Rule {
   apiGroups: string[];
@@ -19,6 +19,11 @@ export interface OperatorAccess {
   project: Rule[];
   /** In outpost-system (its configuration Secrets, its Lease). */
   system: Rule[];
+  /**
+   * In outpost-edges, where platform administrators keep the kubeconfigs Outpost reaches
+   * edge clusters with (no project role reaches there).
+   */
+  edges?: Rule[];
   /**
    * In Argo CD's namespace, when projects deliver with Argo CD (config/argocd/engine/):
    * Outpost's ApplicationSets, AppProjects and repository Secrets, and the cluster Secrets
@@ -44,6 +49,9 @@ const common = {
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
   ] as Rule[],
 };
+
+/** Reads an edge cluster's kubeconfig Secret (by name: no list, no watch). */
+const edgeCredentials: Rule[] = [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }];
 
 const fleetRead: Rule = {
   apiGroups: ["fleet.cattle.io"],
@@ -83,6 +91,8 @@ export const operators: Record<string, OperatorAccess> = {
       { apiGroups: [""], resources: ["secrets"], verbs: [...read, "create", "update", "patch", "delete"] },
     ],
     system: [{ apiGroups: [""], resources: ["secrets"], verbs: read, resourceNames: ["outpost-deploy"] }],
+    // Argo CD's reachability probes.
+    edges: edgeCredentials,
     argocd: [
       { apiGroups: ["argoproj.io"], resources: ["applicationsets", "appprojects"], verbs: all },
       { apiGroups: ["argoproj.io"], resources: ["applications"], verbs: read },
@@ -108,6 +118,7 @@ export const operators: Record<string, OperatorAccess> = {
     ],
     project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
     system: [],
+    edges: edgeCredentials,
     argocd: [
       { apiGroups: ["argoproj.io"], resources: ["applicationsets"], verbs: read },
       { apiGroups: [""], resources: ["secrets"], verbs: read },
@@ -124,6 +135,7 @@ export const operators: Record<string, OperatorAccess> = {
     ],
     project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
     system: [],
+    edges: edgeCredentials,
     argocd: [
       { apiGroups: ["argoproj.io"], resources: ["applicationsets"], verbs: read },
       { apiGroups: [""], resources: ["secrets"], verbs: read },
@@ -189,6 +201,7 @@ export const serviceProxy: OperatorAccess = {
   ],
   project: [{ apiGroups: [""], resources: ["secrets"], verbs: read }],
   system: [],
+  edges: edgeCredentials,
   argocd: [
     { apiGroups: ["argoproj.io"], resources: ["applicationsets"], verbs: read },
     { apiGroups: [""], resources: ["secrets"], verbs: read },

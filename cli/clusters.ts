@@ -1,7 +1,8 @@
 // kubectl outpost register-cluster NAME: registers an edge cluster with a project where
 // the project's delivery engine needs it (operators/inventory/register.ts), with
-// server-side apply. Registering is an administrator's task: it writes Fleet Clusters or
-// Argo CD's cluster Secrets, which project roles may not.
+// server-side apply. Registering is a platform administrator's task: it writes edge
+// credentials into outpost-edges and Fleet's or Argo CD's namespace, and Fleet Clusters,
+// none of which project roles may.
 import type { Project } from "../operators/api/project.generated.ts";
 import { ProjectResource } from "../operators/api/resources.generated.ts";
 import { CatalogError } from "../operators/catalog/format.ts";
@@ -10,7 +11,9 @@ import {
   RegistrationError,
   type Registration,
 } from "../operators/inventory/register.ts";
-import type { KubeClient } from "../operators/runtime/client.ts";
+import { ApiError, type KubeClient } from "../operators/runtime/client.ts";
+import { namespacesResource } from "../operators/runtime/core.ts";
+import { edgeCredentialsNamespace } from "../operators/edge/edge-clusters.ts";
 
 /** The engine a project delivers with: its spec.delivery.engine, else `fallback`. */
 export async function projectEngine(
@@ -36,7 +39,20 @@ export async function registerCluster(
   }
   const applied: string[] = [];
   for (const { resource, object } of objects) {
-    await client.apply(resource, object, { fieldManager: "kubectl-outpost", force: true });
+    try {
+      await client.apply(resource, object, { fieldManager: "kubectl-outpost", force: true });
+    } catch (err) {
+      const where = object.metadata.namespace ?? "";
+      if (
+        err instanceof ApiError &&
+        err.code === 404 &&
+        (await client.get(namespacesResource, where)) === undefined
+      )
+        throw new CatalogError(
+          `cluster ${r.name}: namespace ${where} does not exist; ${where === edgeCredentialsNamespace ? "install Outpost (kubectl apply -k config/)" : `install ${engine === "fleet" ? "Fleet" : "Argo CD"}`} first`,
+        );
+      throw err;
+    }
     applied.push(`${resource.kind} ${object.metadata.namespace ?? ""}/${object.metadata.name ?? ""}`);
   }
   return { engine, applied };

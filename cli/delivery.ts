@@ -77,7 +77,7 @@ export interface DeliveryView {
   engine: "fleet" | "argocd";
   clusters: InventoryCluster[];
   /** Raw Argo CD cluster Secrets (credentials included), to reach clusters; Fleet: none. */
-  edgeOptions: Pick<EdgeClustersOptions, "fleetCluster" | "argoCluster">;
+  edgeOptions: Pick<EdgeClustersOptions, "argoCluster">;
 }
 
 /** The project's clusters, as the deployment's engine registers them. */
@@ -112,10 +112,7 @@ export async function deliveryView(
   return {
     engine: "fleet",
     clusters: fleet.map(fromFleetCluster),
-    edgeOptions: {
-      fleetCluster: (namespace, name) =>
-        fleet.find((c) => c.metadata.name === name && c.metadata.namespace === namespace),
-    },
+    edgeOptions: {},
   };
 }
 

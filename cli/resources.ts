@@ -3,7 +3,12 @@
 // kubeconfig Secrets, as the operators reach them), with their state.
 import type { AppDeployment } from "../operators/api/app-deployment.generated.ts";
 import { AppDeploymentResource } from "../operators/api/resources.generated.ts";
-import { EdgeClusters, EdgeUnreachableError } from "../operators/edge/edge-clusters.ts";
+import {
+  edgeCredentialsNamespace,
+  EdgeClusters,
+  edgeSecretName,
+  EdgeUnreachableError,
+} from "../operators/edge/edge-clusters.ts";
 import { edgeKinds, installedOn, releaseOf, type Release } from "../operators/ops/targets.ts";
 import {
   ApiError,
@@ -197,7 +202,7 @@ export async function deploymentResources(
       } catch (err) {
         if (err instanceof ApiError && err.code === 403 && err.message.includes("secrets")) {
           throw new CatalogError(
-            `reading cluster ${cluster} needs its kubeconfig Secret in ${ns}, which you may not get (${err.message}); ask a project admin`,
+            `reading cluster ${cluster} needs its kubeconfig Secret ${edgeCredentialsNamespace}/${edgeSecretName(ns, cluster)}, which only platform administrators may get (${err.message})`,
           );
         }
         if (err instanceof EdgeUnreachableError || err instanceof ApiError) {

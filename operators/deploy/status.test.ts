@@ -11,7 +11,7 @@ import {
   type FleetBundleDeployment,
   type FleetCluster,
 } from "./status.ts";
-import { matches } from "../inventory/selector.ts";
+import { matches, type LabelSelector } from "../inventory/selector.ts";
 import fc from "fast-check";
 
 const now = new Date("2026-06-01T12:00:00Z");
@@ -461,7 +461,7 @@ describe("aggregate's shortcuts change nothing", () => {
     fc.assert(
       fc.property(arbitraryCase, (t) => {
         const clusters = t.clusters.map((c, i) => cluster(`c${i}`, { tier: c.tier }, c.silent ? 7200 : 10));
-        const selectorOf = (k: string, spelled: boolean) =>
+        const selectorOf = (k: string, spelled: boolean): LabelSelector =>
           k === "all"
             ? spelled
               ? { matchExpressions: [] }

@@ -1,8 +1,10 @@
-// Clients for edge clusters, from the credentials the management cluster holds: the
-// Cluster API convention (Secret `<cluster>-kubeconfig`, key `value`, in the cluster's
-// namespace), or else the Fleet Cluster's `spec.kubeConfigSecret` (key `value`, in
-// `spec.kubeConfigSecretNamespace` or the cluster's namespace), or else the Argo CD
-// cluster Secret registering the cluster for the project (server + config, strictly read).
+// Clients for edge clusters, from the credentials the management cluster holds where no
+// project role reaches: the Secret `<project>.<cluster>` (key `value`, a kubeconfig) in
+// the edge credentials namespace (outpost-edges), or else the Argo CD cluster Secret
+// registering the cluster for the project, in Argo CD's namespace. Both are read strictly
+// (kubeconfig.ts): a server URL, CA data and a token or client certificate, nothing that
+// runs a program, reads a file or sends traffic elsewhere. Project namespaces, where
+// deployers write Secrets, are never read for edge credentials.
 //
 // One client per cluster is kept and reused. Its Secret is looked at again after
 // `revalidateMs` (a new resourceVersion builds a new client), and at once after a call
@@ -10,26 +12,30 @@
 // within that time, or on the first failure. Every call has a connect and a response
 // timeout; a call that cannot reach the cluster fails with EdgeUnreachableError, which
 // reconcilers report as the cluster being unreachable rather than as their own failure.
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { ApiError, KubeClient, type KubeObject } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
 import type { Manager } from "../runtime/manager.ts";
 import { argoClusterSecrets, fromArgoClusterSecret } from "../inventory/inventory.ts";
-import { FleetClusterResource } from "../inventory/registrations.ts";
+import { kubeConfigOf, KubeconfigRefused, strictArgoCluster, strictKubeconfig } from "./kubeconfig.ts";
 
-/** The key of a kubeconfig Secret that holds the kubeconfig (Cluster API and Fleet). */
-export const kubeconfigKey = "value";
+/** Where the management cluster keeps edge credentials: platform administrators only. */
+export const edgeCredentialsNamespace = "outpost-edges";
 
-/** The Fleet Cluster fields this module reads. */
-export interface EdgeClusterRef extends KubeObject {
-  spec?: { kubeConfigSecret?: string; kubeConfigSecretNamespace?: string };
+/** The Secret holding the kubeconfig of cluster `cluster` of project `project`. */
+export function edgeSecretName(project: string, cluster: string): string {
+  // A namespace has no dot: the first dot separates project and cluster.
+  return `${project}.${cluster}`;
 }
+
+/** The key of a kubeconfig Secret that holds the kubeconfig. */
+export const kubeconfigKey = "value";
 
 export interface EdgeClustersOptions {
   /** The management cluster's client (reads the kubeconfig Secrets). */
   management: KubeClient;
-  /** The Fleet Cluster `name` of `namespace`, if there is one (from an informer cache). */
-  fleetCluster?: (namespace: string, name: string) => EdgeClusterRef | undefined;
+  /** Where the kubeconfig Secrets are. Default outpost-edges. */
+  credentialsNamespace?: string;
   /**
    * The Argo CD cluster Secret registering cluster `name` for project `namespace`, if
    * there is one: its name and namespace (Argo CD's); EdgeClusters reads it itself.
@@ -167,36 +173,22 @@ export class EdgeClusters {
       cached.checkedAt = this.now();
       return cached;
     }
-    if (secret.metadata.labels?.["argocd.argoproj.io/secret-type"] === "cluster") {
-      let kc: KubeConfig;
-      try {
-        kc = kubeConfigFromArgoCluster(name, decodeKey(secret, "server"), decodeKey(secret, "config"));
-      } catch (err) {
-        throw new EdgeUnreachableError(
-          name,
-          "InvalidKubeconfig",
-          `cluster ${name}: the Argo CD cluster Secret ${where} cannot be used: ${describe(err)}`,
-        );
-      }
-      return this.remember(key, kc, source, cached);
-    }
-    const encoded = secret.data?.[kubeconfigKey];
-    if (!encoded) {
-      throw new EdgeUnreachableError(
-        name,
-        "InvalidKubeconfig",
-        `cluster ${name}: Secret ${where} has no key "${kubeconfigKey}"; put the cluster's kubeconfig under that key`,
-      );
-    }
-    const kc = new KubeConfig();
+    let kc: KubeConfig;
     try {
-      kc.loadFromString(Buffer.from(encoded, "base64").toString("utf8"));
-      if (!kc.getCurrentCluster()) throw new Error("it has no current context with a cluster");
+      if (secret.metadata.labels?.["argocd.argoproj.io/secret-type"] === "cluster") {
+        kc = kubeConfigOf(name, strictArgoCluster(decodeKey(secret, "server"), decodeKey(secret, "config")));
+      } else {
+        const encoded = secret.data?.[kubeconfigKey];
+        if (!encoded)
+          throw new KubeconfigRefused(kubeconfigKey, "is missing; put the cluster's kubeconfig under it");
+        kc = kubeConfigOf(name, strictKubeconfig(Buffer.from(encoded, "base64").toString("utf8")));
+      }
     } catch (err) {
+      if (!(err instanceof KubeconfigRefused)) throw err;
       throw new EdgeUnreachableError(
         name,
         "InvalidKubeconfig",
-        `cluster ${name}: the kubeconfig in Secret ${where} cannot be used: ${describe(err)}`,
+        `cluster ${name}: the credentials in Secret ${where} are refused: ${err.message}`,
       );
     }
     return this.remember(key, kc, source, cached);
@@ -217,21 +209,10 @@ export class EdgeClusters {
 
   private async findSecret(namespace: string, name: string): Promise<{ secret: Secret; where: string }> {
     const m = this.options.management;
-    const capi = await m.get<Secret>(secretsResource, `${name}-kubeconfig`, namespace);
-    if (capi) return { secret: capi, where: `${namespace}/${name}-kubeconfig` };
-    const fleet = this.options.fleetCluster?.(namespace, name);
-    const ref = fleet?.spec?.kubeConfigSecret;
-    if (ref) {
-      const given = fleet.spec?.kubeConfigSecretNamespace;
-      const ns = given !== undefined && given !== "" ? given : namespace;
-      const secret = await m.get<Secret>(secretsResource, ref, ns);
-      if (secret) return { secret, where: `${ns}/${ref}` };
-      throw new EdgeUnreachableError(
-        name,
-        "NoKubeconfig",
-        `cluster ${name}: its Fleet Cluster names kubeConfigSecret ${ns}/${ref}, which does not exist`,
-      );
-    }
+    const credentials = this.options.credentialsNamespace ?? edgeCredentialsNamespace;
+    const secretName = edgeSecretName(namespace, name);
+    const own = await m.get<Secret>(secretsResource, secretName, credentials);
+    if (own) return { secret: own, where: `${credentials}/${secretName}` };
     const argo = this.options.argoCluster?.(namespace, name);
     if (argo) {
       const secret = await m.get<Secret>(secretsResource, argo.name, argo.namespace);
@@ -240,88 +221,13 @@ export class EdgeClusters {
     throw new EdgeUnreachableError(
       name,
       "NoKubeconfig",
-      `cluster ${name}: no kubeconfig; create Secret ${namespace}/${name}-kubeconfig with the kubeconfig under key "${kubeconfigKey}" (or set the Fleet Cluster's kubeConfigSecret)`,
+      `cluster ${name}: no credentials; a platform administrator registers it (kubectl outpost register-cluster), which writes Secret ${credentials}/${secretName} with the cluster's kubeconfig under key "${kubeconfigKey}"`,
     );
   }
 }
 
 const decodeKey = (s: Secret, key: string): string =>
   s.data?.[key] === undefined ? "" : Buffer.from(s.data[key], "base64").toString("utf8");
-
-/**
- * A client configuration from an Argo CD cluster Secret (util/db/cluster.go: keys server
- * and config, the JSON of ClusterConfig). Only what names the server and proves who we
- * are is accepted: a bearer token, or client certificate and key data, with CA data and a
- * TLS server name. Everything that would make Outpost run a program (execProviderConfig),
- * call a cloud (awsAuthConfig), skip TLS verification, use a proxy or read local files is
- * refused, naming the field.
- */
-export function kubeConfigFromArgoCluster(name: string, server: string, configJson: string): KubeConfig {
-  let url: URL;
-  try {
-    url = new URL(server);
-  } catch {
-    throw new Error(`its server "${server}" is not a URL`);
-  }
-  if (url.protocol !== "https:") throw new Error(`its server must be an https:// URL, not ${url.protocol}`);
-  // Argo CD's in-cluster destination: the management cluster itself, with its own identity.
-  if (url.hostname === "kubernetes.default.svc" || url.hostname.startsWith("kubernetes.default."))
-    throw new Error(`its server ${server} is the management cluster's own address`);
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(configJson || "{}") as Record<string, unknown>;
-  } catch {
-    throw new Error("its config is not JSON");
-  }
-  if (typeof config !== "object" || Array.isArray(config)) throw new Error("its config is not a JSON object");
-  const allowed = new Set(["bearerToken", "tlsClientConfig"]);
-  for (const key of Object.keys(config)) {
-    if (!allowed.has(key))
-      throw new Error(
-        `config.${key} is not accepted (only bearerToken and tlsClientConfig caData, certData, keyData, serverName)`,
-      );
-  }
-  const tls = (config.tlsClientConfig ?? {}) as Record<string, unknown>;
-  const tlsAllowed = new Set(["caData", "certData", "keyData", "serverName"]);
-  for (const [key, value] of Object.entries(tls)) {
-    if (key === "insecure" && value === false) continue;
-    if (!tlsAllowed.has(key))
-      throw new Error(
-        `config.tlsClientConfig.${key} is not accepted (only caData, certData, keyData and serverName)`,
-      );
-    if (typeof value !== "string") throw new Error(`config.tlsClientConfig.${key} must be a string`);
-  }
-  const token = config.bearerToken;
-  if (token !== undefined && typeof token !== "string")
-    throw new Error("config.bearerToken must be a string");
-  const hasCert = tls.certData !== undefined || tls.keyData !== undefined;
-  if (hasCert && (tls.certData === undefined || tls.keyData === undefined))
-    throw new Error("config.tlsClientConfig needs both certData and keyData");
-  if (!token && !hasCert)
-    throw new Error("its config has no credentials (bearerToken, or tlsClientConfig certData and keyData)");
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name,
-        server,
-        skipTLSVerify: false,
-        ...(typeof tls.caData === "string" ? { caData: tls.caData } : {}),
-        ...(typeof tls.serverName === "string" ? { tlsServerName: tls.serverName } : {}),
-      },
-    ],
-    users: [
-      {
-        name,
-        ...(token ? { token } : {}),
-        ...(hasCert ? { certData: tls.certData as string, keyData: tls.keyData as string } : {}),
-      },
-    ],
-    contexts: [{ name, cluster: name, user: name }],
-    currentContext: name,
-  });
-  return kc;
-}
 
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
@@ -335,17 +241,14 @@ const perManager = new WeakMap<Manager, EdgeClusters>();
 
 /**
  * The EdgeClusters of an operator process: one per manager, so the controllers in it
- * (interconnect, ops) share clients and Secret reads; Fleet Clusters come from the
- * manager's informer.
+ * (interconnect, ops) share clients and Secret reads.
  */
 export function edgeClustersOf(manager: Manager): EdgeClusters {
   let edges = perManager.get(manager);
   if (!edges) {
-    const clusters = manager.informer<EdgeClusterRef>(FleetClusterResource, { optional: true });
     const argo = argoClusterSecrets(manager);
     edges = new EdgeClusters({
       management: manager.client,
-      fleetCluster: (ns, name) => clusters.cache.get(`${ns}/${name}`),
       ...(argo
         ? {
             argoCluster: (ns: string, name: string) => {

@@ -1,13 +1,16 @@
 // Registering an edge cluster with a project, where the project's delivery engine needs
-// it (pure: the objects to apply). Every registration gets Outpost's own Secret
-// `<cluster>-kubeconfig` in the project namespace (the edge identity of config/edge/, for
+// it (pure: the objects to apply). Registering is a platform administrator's task: no
+// credential goes where project roles reach. Every registration gets Outpost's own Secret
+// `<project>.<cluster>` in outpost-edges (the edge identity of config/edge/, for
 // interconnect, ops and the service proxy), plus, for the engine:
-//   - fleet:  a Fleet Cluster with the cluster's labels whose kubeConfigSecret holds the
-//             kubeconfig Fleet deploys its agent with (manager-initiated registration);
+//   - fleet:  a Fleet Cluster with the cluster's labels whose kubeConfigSecret, in Fleet's
+//             own namespace (cattle-fleet-system: one of the namespaces Fleet v0.16 reads
+//             kubeconfigs from, allowedKubeConfigSecretNamespace in
+//             internal/cmd/controller/agentmanagement/controllers/cluster/import.go), holds
+//             the kubeconfig Fleet deploys its agent with (manager-initiated registration);
 //   - argocd: an Argo CD cluster Secret in Argo CD's namespace, labelled with the project
 //             and the cluster's labels (the ApplicationSets' cluster generator selects on
 //             them), scoped to the project's AppProject, with the engine's credentials.
-import { KubeConfig } from "@kubernetes/client-node";
 import type { KubeObject, ResourceType } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
 import {
@@ -18,6 +21,11 @@ import {
   projectLabel,
 } from "./registrations.ts";
 import { dnsName } from "../runtime/names.ts";
+import { edgeCredentialsNamespace, edgeSecretName } from "../edge/edge-clusters.ts";
+import { KubeconfigRefused, strictKubeconfig } from "../edge/kubeconfig.ts";
+
+/** Fleet's own namespace, where the kubeconfigs Fleet installs its agents with are kept. */
+export const fleetSystemNamespace = "cattle-fleet-system";
 
 export interface Registration {
   /** The project namespace. */
@@ -47,43 +55,34 @@ const labelKey =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const labelValue = /^(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
 
+/** A kubeconfig read strictly (edge/kubeconfig.ts), or why it is refused. */
+function credentialsOf(kubeconfig: string, which: string) {
+  try {
+    return strictKubeconfig(kubeconfig);
+  } catch (err) {
+    if (err instanceof KubeconfigRefused)
+      throw new RegistrationError(`the ${which} kubeconfig is refused: ${err.message}`);
+    throw err;
+  }
+}
+
 /**
- * Argo CD's cluster config (util/db/cluster.go ClusterConfig) from a kubeconfig: the
- * current context's server, CA, and bearer token or client certificate — as data, never
- * file paths, exec plugins or auth providers, which are refused.
+ * Argo CD's cluster config (util/db/cluster.go ClusterConfig) from a kubeconfig: its
+ * server, CA, and bearer token or client certificate — as data, never file paths, exec
+ * plugins or auth providers, which are refused.
  */
 export function argoClusterConfig(kubeconfig: string): { server: string; config: string } {
-  const kc = new KubeConfig();
-  try {
-    kc.loadFromString(kubeconfig);
-  } catch (err) {
-    throw new RegistrationError(
-      `the kubeconfig cannot be read: ${err instanceof Error ? err.message : String(err)}`,
-    );
-  }
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  if (!cluster || !user)
-    throw new RegistrationError("the kubeconfig has no current context with a cluster and a user");
-  if (cluster.skipTLSVerify)
-    throw new RegistrationError("the kubeconfig skips TLS verification (insecure-skip-tls-verify)");
-  if (cluster.caFile || user.certFile || user.keyFile || user.authProvider || user.exec) {
-    throw new RegistrationError(
-      "the kubeconfig names files, an exec plugin or an auth provider; give the credentials as data (certificate-authority-data, client-certificate-data and client-key-data, or token)",
-    );
-  }
+  const c = credentialsOf(kubeconfig, "engine");
   const tls: Record<string, string> = {};
-  if (cluster.caData) tls.caData = cluster.caData;
-  if (cluster.tlsServerName) tls.serverName = cluster.tlsServerName;
-  if (user.certData && user.keyData) {
-    tls.certData = user.certData;
-    tls.keyData = user.keyData;
-  } else if (!user.token) {
-    throw new RegistrationError("the kubeconfig's user has no token and no client certificate data");
+  if (c.caData) tls.caData = c.caData;
+  if (c.tlsServerName) tls.serverName = c.tlsServerName;
+  if (c.certData && c.keyData) {
+    tls.certData = c.certData;
+    tls.keyData = c.keyData;
   }
   return {
-    server: cluster.server,
-    config: JSON.stringify({ ...(user.token ? { bearerToken: user.token } : {}), tlsClientConfig: tls }),
+    server: c.server,
+    config: JSON.stringify({ ...(c.token ? { bearerToken: c.token } : {}), tlsClientConfig: tls }),
   };
 }
 
@@ -109,22 +108,37 @@ export function registrationObjects(r: Registration): RegistrationObject[] {
       type: "Opaque",
       data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString("base64")])),
     }) as KubeObject;
+  credentialsOf(r.outpostKubeconfig, "Outpost");
+  const secretName = edgeSecretName(r.namespace, r.name);
   const outpost: RegistrationObject = {
     resource: secretsResource,
-    object: secret(`${r.name}-kubeconfig`, r.namespace, { value: r.outpostKubeconfig }),
+    object: secret(
+      secretName,
+      edgeCredentialsNamespace,
+      { value: r.outpostKubeconfig },
+      { [projectLabel]: r.namespace, [clusterLabel]: r.name },
+    ),
   };
   if (r.engine === "fleet") {
-    const fleetSecret = `${r.name}-fleet-kubeconfig`;
+    credentialsOf(r.engineKubeconfig, "engine");
     return [
       outpost,
-      { resource: secretsResource, object: secret(fleetSecret, r.namespace, { value: r.engineKubeconfig }) },
+      {
+        resource: secretsResource,
+        object: secret(
+          secretName,
+          fleetSystemNamespace,
+          { value: r.engineKubeconfig },
+          { [projectLabel]: r.namespace, [clusterLabel]: r.name },
+        ),
+      },
       {
         resource: FleetClusterResource,
         object: {
           apiVersion: "fleet.cattle.io/v1alpha1",
           kind: "Cluster",
           metadata: { name: r.name, namespace: r.namespace, labels: r.labels },
-          spec: { kubeConfigSecret: fleetSecret },
+          spec: { kubeConfigSecret: secretName, kubeConfigSecretNamespace: fleetSystemNamespace },
         } as KubeObject,
       },
     ];

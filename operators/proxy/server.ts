@@ -34,7 +34,7 @@ import {
 } from "../api/resources.generated.ts";
 import { Deliveries } from "../deploy/delivered.ts";
 import { fromArgoClusterSecret, slimClusterSecret } from "../inventory/inventory.ts";
-import { EdgeClusters, EdgeUnreachableError, type EdgeClusterRef } from "../edge/edge-clusters.ts";
+import { EdgeClusters, EdgeUnreachableError } from "../edge/edge-clusters.ts";
 import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import { secretsResource } from "../runtime/core.ts";
 import { Informer, type InformerOptions } from "../runtime/informer.ts";
@@ -115,7 +115,7 @@ export class ServiceProxy {
     deployments: Informer<AppDeployment>;
     packages: Informer<DeploymentPackage>;
     applications: Informer<Application>;
-    clusters: Informer<EdgeClusterRef>;
+    clusters: Informer<KubeObject>;
     /** With Argo CD: the cluster Secrets (credentials stripped). */
     argoClusters?: Informer<KubeObject>;
   };
@@ -150,7 +150,6 @@ export class ServiceProxy {
     const argoClusters = this.informers.argoClusters;
     this.edges = new EdgeClusters({
       management: m,
-      fleetCluster: (ns, name) => this.informers.clusters.cache.get(`${ns}/${name}`),
       ...(argoClusters
         ? {
             argoCluster: (ns: string, name: string) => {

@@ -541,7 +541,7 @@ export class ProjectReconciler {
         );
       }
       // Networks and services next: their finalizers remove what they made on the edge
-      // clusters, which they reach through this namespace's kubeconfig Secrets.
+      // clusters, which they reach with the project's edge credentials (outpost-edges).
       const interconnect = (
         await Promise.all(
           [NetworkServiceResource, NetworkResource].map(async (r) =>

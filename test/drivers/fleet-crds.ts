@@ -11,7 +11,10 @@
 // unknown fields are pruned and patterns/enums enforced, as on a real management cluster.
 import { loadAllYaml, type V1CustomResourceDefinition } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { installCRDs } from "../controlplane/crds.ts";
+import { installCRDs, kubeConfigFromFile } from "../controlplane/crds.ts";
+import { ApiError, KubeClient } from "../../operators/runtime/client.ts";
+import { namespacesResource } from "../../operators/runtime/core.ts";
+import { fleetSystemNamespace } from "../../operators/inventory/register.ts";
 import { upstream, upstreamCRDFiles, UpstreamUnavailableError } from "../controlplane/upstream.ts";
 
 /** Kinds the driver reads and writes; the names Fleet's CRDs declare (charts/fleet-crd). */
@@ -69,10 +72,24 @@ export async function installFleetCRDs(kubeconfigPath: string): Promise<"upstrea
   } catch (err) {
     if (!(err instanceof UpstreamUnavailableError)) throw err;
   }
+  await fleetNamespace(kubeconfigPath);
   if (files) {
     await installCRDs({ kubeconfig: kubeconfigPath }, files);
     return "upstream";
   }
   await installCRDs({ kubeconfig: kubeconfigPath }, standInFleetCRDs());
   return "stand-in";
+}
+
+/** Fleet's own namespace, as Fleet's chart creates it (where its agents' kubeconfigs go). */
+async function fleetNamespace(kubeconfigPath: string): Promise<void> {
+  const client = new KubeClient(kubeConfigFromFile(kubeconfigPath));
+  try {
+    if (!(await client.get(namespacesResource, fleetSystemNamespace)))
+      await client.create(namespacesResource, { metadata: { name: fleetSystemNamespace } });
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === 409)) throw err;
+  } finally {
+    await client.close();
+  }
 }

@@ -1,7 +1,8 @@
 // Isolation between projects with real identities (client certificates issued by the
 // cluster's CA) and Outpost's real RBAC: a member of project A can do nothing with any
 // Outpost object, Secret or Fleet object of project B; a viewer cannot create; a deployer
-// cannot approve unless also an approver.
+// cannot approve unless also an approver; no project role, admin included, reaches the
+// edge credentials (outpost-edges, Fleet's namespace) or the Fleet Clusters naming them.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as kinds from "../../operators/api/resources.generated.ts";
@@ -16,7 +17,10 @@ import { installFleetCRDs } from "../drivers/fleet-crds.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
-import { secretsResource } from "../../operators/runtime/core.ts";
+import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
+import { edgeCredentialsNamespace, edgeSecretName } from "../../operators/edge/edge-clusters.ts";
+import { fleetSystemNamespace } from "../../operators/inventory/register.ts";
+import { putEdgeCredentials } from "../support/interconnect.ts";
 import { FleetClusterResource } from "../../operators/inventory/registrations.ts";
 
 const controlPlane = useControlPlane();
@@ -121,6 +125,73 @@ describe("project isolation", () => {
     // The same user works in her own project.
     assert.equal(await statusOf(alice.list(kinds.AppDeploymentResource, { namespace: "alpha" })), 200);
     assert.equal(await statusOf(alice.list(secretsResource, { namespace: "alpha" })), 200);
+  });
+
+  it("keeps edge credentials out of every project role's reach, admins' included", async () => {
+    // Registered as a platform administrator does: Outpost's kubeconfig in outpost-edges
+    // (created by config/), Fleet's in Fleet's own namespace.
+    if (!(await admin.get(namespacesResource, fleetSystemNamespace)))
+      await admin.create(namespacesResource, { metadata: { name: fleetSystemNamespace } });
+    await putEdgeCredentials(admin, "alpha", "store-1", "apiVersion: v1\nkind: Config\n");
+    await admin.apply(
+      secretsResource,
+      {
+        metadata: { name: edgeSecretName("alpha", "store-1"), namespace: fleetSystemNamespace },
+        stringData: { value: "x" },
+      } as KubeObject,
+      { fieldManager: "test", force: true },
+    );
+    const refusedAnswers: string[] = [];
+    for (const user of ["dave", "alice"]) {
+      const c = await as(user);
+      // Their own project's credentials are out of reach as much as anyone's.
+      for (const where of [edgeCredentialsNamespace, fleetSystemNamespace]) {
+        const name = edgeSecretName("alpha", "store-1");
+        const answers = {
+          get: await statusOf(c.get(secretsResource, name, where)),
+          list: await statusOf(c.list(secretsResource, { namespace: where })),
+          create: await statusOf(
+            c.create(secretsResource, {
+              ...object(secretsResource, where),
+              stringData: { value: "planted" },
+            } as KubeObject),
+          ),
+          update: await statusOf(
+            c.mergePatch(secretsResource, name, where, { stringData: { value: "planted" } }),
+          ),
+          delete: await statusOf(c.delete(secretsResource, name, where)),
+        };
+        for (const [verb, status] of Object.entries(answers))
+          if (status !== 403) refusedAnswers.push(`${user} ${verb} secrets in ${where}: ${status}`);
+      }
+      // Nor can they re-point the Fleet Cluster at another kubeconfig.
+      const cluster = await statusOf(
+        c.create(FleetClusterResource, {
+          ...object(FleetClusterResource, "alpha"),
+          spec: { kubeConfigSecret: "x", kubeConfigSecretNamespace: edgeCredentialsNamespace },
+        } as KubeObject),
+      );
+      if (cluster !== 403) refusedAnswers.push(`${user} create Fleet Cluster in alpha: ${cluster}`);
+    }
+    assert.deepEqual(refusedAnswers, [], "every answer is 403 Forbidden");
+    // The witness: the same deployer writes Secrets in the project namespace.
+    const dave = await as("dave");
+    assert.equal(
+      await statusOf(
+        dave.create(secretsResource, {
+          ...object(secretsResource, "alpha"),
+          stringData: { a: "b" },
+        } as KubeObject),
+      ),
+      200,
+    );
+    // Nothing was harmed: the credentials are as the administrator wrote them.
+    const kept = await admin.get<KubeObject & { data?: Record<string, string> }>(
+      secretsResource,
+      edgeSecretName("alpha", "store-1"),
+      edgeCredentialsNamespace,
+    );
+    assert.equal(Buffer.from(kept?.data?.value ?? "", "base64").toString(), "apiVersion: v1\nkind: Config\n");
   });
 
   it("lets a viewer read but not create, in every Outpost kind", async () => {

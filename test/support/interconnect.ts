@@ -1,7 +1,7 @@
 // Edge clusters for the interconnect operator: the deploy fixture's Fleet clusters
 // store-1, store-2 and central backed by the control plane's edge API servers (edge-1,
 // edge-2, edge-3), each with Skupper's CRDs, Outpost's edge RBAC (config/edge/) and a
-// kubeconfig Secret `<cluster>-kubeconfig` (key `value`) in the workspace whose identity
+// kubeconfig Secret `<project>.<cluster>` (key `value`) in outpost-edges whose identity
 // is the ServiceAccount that RBAC binds — so the operators work with exactly the rights
 // config/edge/ grants — and the Skupper test driver playing Skupper's controller.
 import assert from "node:assert/strict";
@@ -9,7 +9,8 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
-import { secretsResource } from "../../operators/runtime/core.ts";
+import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
+import { edgeCredentialsNamespace, edgeSecretName } from "../../operators/edge/edge-clusters.ts";
 import { kubeConfigFromFile, kubeconfigFor, type Cluster, type ControlPlane } from "../controlplane/index.ts";
 import { SkupperDriver } from "../drivers/skupper.ts";
 import { installSkupperCRDs } from "../drivers/skupper-crds.ts";
@@ -32,6 +33,33 @@ export interface Edges {
 }
 
 /**
+ * Writes the kubeconfig Outpost reaches cluster `cluster` of project `project` with, where
+ * a platform administrator registers it (Secret `<project>.<cluster>` in outpost-edges).
+ */
+export async function putEdgeCredentials(
+  management: KubeClient,
+  project: string,
+  cluster: string,
+  kubeconfig: string,
+): Promise<void> {
+  if (!(await management.get(namespacesResource, edgeCredentialsNamespace)))
+    await management
+      .create(namespacesResource, { metadata: { name: edgeCredentialsNamespace } })
+      .catch((err: unknown) => {
+        if ((err as { code?: number }).code !== 409) throw err;
+      });
+  await management.apply(
+    secretsResource,
+    {
+      metadata: { name: edgeSecretName(project, cluster), namespace: edgeCredentialsNamespace },
+      type: "Opaque",
+      stringData: { value: kubeconfig },
+    } as KubeObject,
+    { fieldManager: "test", force: true },
+  );
+}
+
+/**
  * Backs the Fleet clusters of `ns` with the control plane's three edges (which it needs):
  * Skupper CRDs, kubeconfig Secrets on the management cluster, and a running Skupper driver.
  */
@@ -50,11 +78,7 @@ export async function startEdges(cp: ControlPlane, management: KubeClient, ns: s
     );
     assert.equal(apply.status, 0, apply.stderr);
     const kubeconfig = await kubeconfigFor(clusters[n], edgeUser);
-    await management.create(secretsResource, {
-      metadata: { name: `${n}-kubeconfig`, namespace: ns },
-      type: "Opaque",
-      stringData: { value: readFileSync(kubeconfig, "utf8") },
-    } as KubeObject);
+    await putEdgeCredentials(management, ns, n, readFileSync(kubeconfig, "utf8"));
   }
   const skupper = new SkupperDriver({
     clusters: edgeNames.map((name) => ({ name, client: clients[name] })),

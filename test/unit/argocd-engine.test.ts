@@ -16,7 +16,6 @@ import {
   type ArgoApplication,
 } from "../../operators/deploy/argocd.ts";
 import type { RenderedBundle } from "../../operators/deploy/render.ts";
-import { kubeConfigFromArgoCluster } from "../../operators/edge/edge-clusters.ts";
 import { fromArgoClusterSecret } from "../../operators/inventory/inventory.ts";
 import { argoClusterConfig, registrationObjects } from "../../operators/inventory/register.ts";
 
@@ -267,34 +266,6 @@ describe("per-cluster state from Argo CD's Applications", () => {
   });
 });
 
-describe("Argo CD cluster Secrets, strictly", () => {
-  const good = JSON.stringify({ tlsClientConfig: { caData: "Y2E=", certData: "Y2VydA==", keyData: "a2V5" } });
-  it("accepts a server with CA and client certificate data, or a bearer token", () => {
-    assert.equal(
-      kubeConfigFromArgoCluster("c", "https://10.0.0.1:6443", good).getCurrentCluster()?.server,
-      "https://10.0.0.1:6443",
-    );
-    assert.equal(
-      kubeConfigFromArgoCluster("c", "https://10.0.0.1:6443", '{"bearerToken":"t"}').getCurrentUser()?.token,
-      "t",
-    );
-  });
-  it("refuses what would run a program, call a cloud, skip TLS or reach the management cluster", () => {
-    const refused: [string, string, RegExp][] = [
-      ["https://10.0.0.1", '{"execProviderConfig":{"command":"/bin/sh"}}', /execProviderConfig/],
-      ["https://10.0.0.1", '{"awsAuthConfig":{"clusterName":"x"},"bearerToken":"t"}', /awsAuthConfig/],
-      ["https://10.0.0.1", '{"bearerToken":"t","tlsClientConfig":{"insecure":true}}', /insecure/],
-      ["https://10.0.0.1", '{"bearerToken":"t","proxyUrl":"http://evil"}', /proxyUrl/],
-      ["http://10.0.0.1", '{"bearerToken":"t"}', /https/],
-      ["https://kubernetes.default.svc", '{"bearerToken":"t"}', /management cluster/],
-      ["https://10.0.0.1", "{}", /no credentials/],
-    ];
-    for (const [server, config, why] of refused) {
-      assert.throws(() => kubeConfigFromArgoCluster("c", server, config), why, `${server} ${config}`);
-    }
-  });
-});
-
 describe("registering a cluster", () => {
   const kubeconfig = (user: string): string => `apiVersion: v1
 kind: Config
@@ -310,7 +281,7 @@ current-context: x
       labels: { tier: "store" },
       engine: "argocd",
       engineKubeconfig: kubeconfig("{token: t0k}"),
-      outpostKubeconfig: "edge",
+      outpostKubeconfig: kubeconfig("{token: edge}"),
     });
     const secret = objects[1]?.object as {
       metadata: { namespace?: string; labels?: Record<string, string> };
@@ -340,6 +311,18 @@ current-context: x
   it("refuses kubeconfigs with exec plugins or files, and labels Outpost sets", () => {
     assert.throws(
       () =>
+        registrationObjects({
+          namespace: "retail",
+          name: "store-1",
+          labels: {},
+          engine: "argocd",
+          engineKubeconfig: kubeconfig("{token: t0k}"),
+          outpostKubeconfig: kubeconfig("{tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}"),
+        }),
+      /the Outpost kubeconfig is refused: users\[0\]\.user\.tokenFile/,
+    );
+    assert.throws(
+      () =>
         argoClusterConfig(
           kubeconfig("{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}"),
         ),
@@ -347,7 +330,7 @@ current-context: x
     );
     assert.throws(
       () => argoClusterConfig(kubeconfig("{client-certificate: /etc/x, client-key: /etc/y}")),
-      /files/,
+      /client-certificate: is a file path/,
     );
     assert.throws(
       () =>

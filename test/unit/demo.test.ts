@@ -57,19 +57,25 @@ describe("demo: examples", () => {
 });
 
 describe("cluster registration with Fleet", () => {
+  const kubeconfig = (token: string): string =>
+    `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://10.0.0.1:6443"}}]
+users: [{name: u, user: {token: ${token}}}]
+`;
   it("gives Fleet the engine's kubeconfig and Outpost its own, with the labels on the Cluster", () => {
     const objects = registrationObjects({
       namespace: "retail",
       name: "store-1",
       labels: { ring: "pilot" },
       engine: "fleet",
-      engineKubeconfig: "ADMIN",
-      outpostKubeconfig: "EDGE",
+      engineKubeconfig: kubeconfig("admin"),
+      outpostKubeconfig: kubeconfig("edge"),
     }).map(
       (o) =>
         o.object as {
           kind?: string;
-          metadata: { name?: string; labels?: object };
+          metadata: { name?: string; namespace?: string; labels?: object };
           data?: Record<string, string>;
           spec?: object;
         },
@@ -77,16 +83,21 @@ describe("cluster registration with Fleet", () => {
     const value = (o: { data?: Record<string, string> }) =>
       Buffer.from(o.data?.value ?? "", "base64").toString();
     const secrets = objects.filter((o) => o.kind === "Secret");
+    // Where no project role reaches: outpost-edges for Outpost, Fleet's own namespace for
+    // Fleet (one Fleet v0.16 reads kubeconfigs from).
     assert.deepEqual(
-      secrets.map((s) => [s.metadata.name, value(s)]),
+      secrets.map((s) => [s.metadata.namespace, s.metadata.name, value(s)]),
       [
-        ["store-1-kubeconfig", "EDGE"],
-        ["store-1-fleet-kubeconfig", "ADMIN"],
+        ["outpost-edges", "retail.store-1", kubeconfig("edge")],
+        ["cattle-fleet-system", "retail.store-1", kubeconfig("admin")],
       ],
     );
     const cluster = objects.find((o) => o.kind === "Cluster");
     assert.deepEqual(cluster?.metadata.labels, { ring: "pilot" });
-    assert.deepEqual(cluster.spec, { kubeConfigSecret: "store-1-fleet-kubeconfig" });
+    assert.deepEqual(cluster.spec, {
+      kubeConfigSecret: "retail.store-1",
+      kubeConfigSecretNamespace: "cattle-fleet-system",
+    });
   });
 });
 
