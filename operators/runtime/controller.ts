@@ -2,7 +2,7 @@
 // each key to the reconciler. Built with `for` (the reconciled kind), `owns` (children:
 // their events enqueue the controlling owner) and `watches` (any kind, mapped to keys).
 import type { Logger } from "pino";
-import { keyOf, splitKey, type KubeObject, type ResourceType } from "./client.ts";
+import { ApiError, keyOf, splitKey, type KubeObject, type ResourceType } from "./client.ts";
 import { Informer } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import { WorkQueue, type RateLimiterOptions } from "./workqueue.ts";
@@ -187,9 +187,16 @@ export class Controller {
           this.queue.addAfter(key, res.requeueAfterMs);
         }
       } catch (err) {
-        result = "error";
-        this.metrics.reconcileErrors.inc({ controller: this.name });
-        this.logger.error({ object: key, retries: this.queue.retries(key), err }, "reconcile failed");
+        if (ApiError.isConflict(err)) {
+          // Written from a copy that was no longer current (a lagging cache, another
+          // writer): nothing was overwritten; reconcile again from the newer object.
+          result = "conflict";
+          this.logger.debug({ object: key, err }, "conflict; reconciling again");
+        } else {
+          result = "error";
+          this.metrics.reconcileErrors.inc({ controller: this.name });
+          this.logger.error({ object: key, retries: this.queue.retries(key), err }, "reconcile failed");
+        }
         this.queue.addRateLimited(key);
       } finally {
         const seconds = stopTimer();

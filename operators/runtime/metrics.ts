@@ -17,7 +17,7 @@ export class RuntimeMetrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.reconcileTotal = new Counter({
       name: "outpost_reconcile_total",
-      help: "Reconciles by controller and result (success, requeue, error).",
+      help: "Reconciles by controller and result (success, requeue, conflict, error).",
       labelNames: ["controller", "result"],
       registers,
     });

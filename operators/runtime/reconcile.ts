@@ -41,8 +41,12 @@ export async function removeFinalizer<T extends KubeObject>(
 }
 
 /**
- * Writes `status` through the status subresource unless it equals what the object has.
- * Returns whether a write happened.
+ * Writes `status` through the status subresource unless it equals what the object has,
+ * on the condition that the object is still the one read (its resourceVersion): a status
+ * computed from a stale copy (a lagging informer cache, another writer in between) fails
+ * with 409 Conflict instead of overwriting newer status, and the controller reconciles
+ * again from the newer object (`obj` is not changed: it may be an informer's). Returns
+ * whether a write happened.
  */
 export async function patchStatus<S>(
   client: KubeClient,
@@ -52,12 +56,17 @@ export async function patchStatus<S>(
   fieldManager?: string,
 ): Promise<boolean> {
   if (isDeepStrictEqual(obj.status, status)) return false;
+  const version = obj.metadata.resourceVersion;
   // Status is ours alone: replace it whole (a merge patch with null would keep stale keys).
+  // The object's resourceVersion set in the patch is the update's precondition.
   await client.jsonPatch(
     r,
     obj.metadata.name ?? "",
     obj.metadata.namespace,
-    [{ op: "add", path: "/status", value: status }],
+    [
+      ...(version ? [{ op: "replace" as const, path: "/metadata/resourceVersion", value: version }] : []),
+      { op: "add", path: "/status", value: status },
+    ],
     {
       subresource: "status",
       fieldManager,
