@@ -81,6 +81,8 @@ export const operators: Record<string, OperatorAccess> = {
       },
       { apiGroups: ["fleet.cattle.io"], resources: ["gitrepos"], verbs: all },
       fleetRead,
+      // A project's engine and approval policy.
+      { apiGroups: ["tenancy.outpost.dev"], resources: ["projects"], verbs: read },
       {
         apiGroups: ["apps"],
         resources: ["controllerrevisions"],

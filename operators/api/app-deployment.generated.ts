@@ -272,7 +272,7 @@ export interface AppDeployment {
      */
     approval?: {
       /**
-       * When true, a change waits (phase AwaitingApproval) for an Approval of its revisionHash.
+       * When true, a change waits (phase AwaitingApproval) for an Approval of its revisionHash. It can only add to the Project's spec.approval: with that policy, setting this to false does not lift it.
        */
       required?: boolean;
     };

@@ -65,6 +65,45 @@ export interface Project {
       enabled?: boolean;
     };
     /**
+     * Which of the project's deployments need an Approval (kind Approval, created by the project's approvers) of every new revision before it is delivered. Set on the Project by whoever may edit it (platform administrators), out of deployers' reach; a deployment's own spec.approval.required can only add to it, never turn it off.
+     */
+    approval?: {
+      /**
+       * When true, every deployment of the project needs approval.
+       */
+      required?: boolean;
+      /**
+       * Deployments that reach any cluster with matching labels need an Approval of each new revision. Cluster labels are set by whoever registers clusters, not by deployers, so deployers cannot steer around this.
+       */
+      clusterSelector?: {
+        /**
+         * Labels a cluster must have, all of them.
+         */
+        matchLabels?: {
+          [k: string]: string | undefined;
+        };
+        /**
+         * Label requirements a cluster must meet, all of them.
+         *
+         * Items: A label requirement.
+         */
+        matchExpressions?: {
+          /**
+           * The label key.
+           */
+          key: string;
+          /**
+           * In, NotIn, Exists or DoesNotExist.
+           */
+          operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+          /**
+           * The values for In and NotIn; empty for Exists and DoesNotExist.
+           */
+          values?: string[];
+        }[];
+      };
+    };
+    /**
      * How the project's deployments reach its clusters.
      */
     delivery?: {

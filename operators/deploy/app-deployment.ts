@@ -30,6 +30,7 @@ import {
   RegistryResource,
 } from "../api/resources.generated.ts";
 import { configureInventory, inventoryOf, type ClusterInventory } from "../inventory/inventory.ts";
+import { matches } from "../inventory/selector.ts";
 import { ApiError, type KubeObject } from "../runtime/client.ts";
 import { getCondition, removeCondition, setCondition, summarize } from "../runtime/conditions.ts";
 import {
@@ -441,7 +442,8 @@ export class AppDeploymentReconciler {
   private async reconcileApproval(run: Run): Promise<Outcome> {
     const { dep, ns, name, status, hash } = run;
     const engine = required(run.engine, "engine");
-    const needsApproval = dep.spec.approval?.required === true;
+    const why = this.approvalNeeded(run);
+    const needsApproval = why !== undefined;
     const approved =
       !needsApproval ||
       status.revisionHash === hash ||
@@ -456,7 +458,7 @@ export class AppDeploymentReconciler {
         approved ? "Approved" : "AwaitingApproval",
         approved
           ? `revision hash ${hash} is approved`
-          : `revision hash ${hash} needs an Approval (kubectl outpost approve ${name} -n ${ns})`,
+          : `revision hash ${hash} needs an Approval (kubectl outpost approve ${name} -n ${ns}): ${why}`,
       );
     } else {
       status.conditions = removeCondition(status.conditions, "Approved");
@@ -474,6 +476,35 @@ export class AppDeploymentReconciler {
       summarize(status, dep.metadata.generation, { kind: "stalled", reason: status.phase, message }),
     );
     return { done: this.requeue };
+  }
+
+  /**
+   * Why the deployment's changes need an Approval, or undefined. The Project's policy
+   * (spec.approval, out of deployers' reach) holds whatever the deployment says; the
+   * deployment's own spec.approval.required can only add to it. A clusterSelector counts
+   * the clusters the change reaches and those it would leave (cluster labels are set by
+   * whoever registers clusters).
+   */
+  private approvalNeeded(run: Run): string | undefined {
+    const { dep, ns } = run;
+    const policy = this.manager.informer<Project>(ProjectResource).cache.get(ns)?.spec.approval;
+    if (policy?.required)
+      return `project ${ns} requires approval of every deployment (Project spec.approval.required)`;
+    const selector = policy?.clusterSelector;
+    if (selector) {
+      const engine = required(run.engine, "engine");
+      const lists = [...run.bundles.map((b) => b.targets), ...engine.deliveredTargets(dep).values()];
+      const gated = new Set<string>();
+      for (const targets of new Map(lists.map((t) => [JSON.stringify(t), t])).values())
+        for (const c of this.inventory.targeted(ns, targets, engine.clusters))
+          if (matches(selector, c.metadata.labels)) gated.add(c.metadata.name ?? "");
+      if (gated.size > 0) {
+        const names = [...gated].sort();
+        return `it reaches cluster(s) ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}, which project ${ns}'s spec.approval.clusterSelector selects`;
+      }
+    }
+    if (dep.spec.approval?.required) return "spec.approval.required";
+    return undefined;
   }
 
   // ---------- 4. targets: the safety rail ----------
@@ -861,11 +892,13 @@ export function registerAppDeployments(manager: Manager, options: DeployOptions 
         ),
       () => false,
     )
-    // A project's engine choice.
+    // A project's engine choice and approval policy.
     .watches(
       ProjectResource,
       (p) => deploymentsIn(p.metadata.name ?? ""),
-      (p, old) => (p as Project).spec.delivery?.engine !== (old as Project).spec.delivery?.engine,
+      (p, old) =>
+        (p as Project).spec.delivery?.engine !== (old as Project).spec.delivery?.engine ||
+        JSON.stringify((p as Project).spec.approval) !== JSON.stringify((old as Project).spec.approval),
     );
   // Clusters of every registration: label changes move clusters in or out; an agent back
   // from silence catches up.
