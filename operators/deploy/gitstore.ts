@@ -357,7 +357,7 @@ export class HttpGitStore implements GitStore {
       () => false,
     );
     if (!have) {
-      await this.withTimeout(
+      const fetched = await this.withTimeout(
         "fetching",
         repo,
         git.fetch({
@@ -374,6 +374,10 @@ export class HttpGitStore implements GitStore {
       ).catch((err: unknown) => {
         throw err instanceof GitStoreError ? err : explain(err, repo);
       });
+      // Another writer pushed between the listing and the fetch: the fetch brought the
+      // newer head, which is what this attempt builds on (the push stays a fast-forward
+      // of what it fetched, or is rejected and tried again).
+      if (fetched.fetchHead && fetched.fetchHead !== head) return fetched.fetchHead;
     }
     return head;
   }

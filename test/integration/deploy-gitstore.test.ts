@@ -125,6 +125,30 @@ describe("HttpGitStore", () => {
     assert.ok(!server.files("contended").some((f) => f.startsWith("p1/")));
   });
 
+  it("builds on the newer head when another writer pushes between its listing and its fetch", async () => {
+    const repo = server.createRepo("moving");
+    const store = new HttpGitStore({ cacheDir: tmpCache("moving") });
+    assert.equal((await store.sync(request(repo, "p1", { "p1/fleet.yaml": "1\n" }))).changed, true);
+    // The branch moves twice: once before the store lists it, once between its listing
+    // (which names the first new head) and its fetch (which brings the second).
+    const listed = server.commit("moving", "other/a", "a\n");
+    let newer = "";
+    let listings = 0;
+    // The store lists the branch's head, then fetches it: the fetch starts with a listing
+    // of its own, which is where the other writer's second commit has landed.
+    server.onRequest((method, url) => {
+      if (method === "GET" && url.includes("/moving.git/info/refs") && ++listings === 2)
+        newer = server.commit("moving", "other/b", "b\n");
+    });
+    const result = await store.sync(request(repo, "p2", { "p2/fleet.yaml": "2\n" })).finally(() => {
+      server.onRequest(undefined);
+    });
+    assert.ok(newer, "the other writer pushed during the fetch");
+    assert.equal(result.changed, true);
+    assert.deepEqual(server.log("moving").slice(1, 3), [newer, listed], "on top of both other commits");
+    assert.deepEqual(server.files("moving").sort(), ["other/a", "other/b", "p1/fleet.yaml", "p2/fleet.yaml"]);
+  });
+
   it("sends credentials and names a refusal", async () => {
     const repo = privateServer.createRepo("private");
     const withCreds = new HttpGitStore({ username: "outpost", password: "s3cret" });

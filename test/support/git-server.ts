@@ -1,10 +1,10 @@
 // A real Git smart-HTTP server for tests: Git's own `git http-backend` (CGI) behind a
 // small Node HTTP server, with bare repositories in a temp folder and optional basic auth.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { freePort } from "../controlplane/ports.ts";
 
 export interface GitServer {
@@ -19,6 +19,10 @@ export interface GitServer {
   show(name: string, path: string, branch?: string): string | undefined;
   /** Paths at the head of `branch`. */
   files(name: string, branch?: string): string[];
+  /** Commits `content` at `path` on `branch` directly in the repository (another writer). */
+  commit(name: string, path: string, content: string, branch?: string): string;
+  /** Calls `hook` with each request's method and URL before serving it (undefined: none). */
+  onRequest(hook: ((method: string, url: string) => void) | undefined): void;
   /** Refuse every request (Git server down) until `up()`. */
   down(): void;
   up(): void;
@@ -33,11 +37,13 @@ export async function startGitServer(options: { basicAuth?: string } = {}): Prom
   const root = mkdtempSync(join(tmpdir(), "outpost-git-"));
   const port = await freePort();
   let refusing = false;
+  let requestHook: ((method: string, url: string) => void) | undefined;
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     if (refusing) {
       res.writeHead(503).end("down for the test");
       return;
     }
+    requestHook?.(req.method ?? "GET", req.url ?? "/");
     const user = options.basicAuth ? Buffer.from(options.basicAuth).toString("base64") : undefined;
     if (user && req.headers.authorization !== `Basic ${user}`) {
       res.writeHead(401, { "www-authenticate": 'Basic realm="git"' }).end();
@@ -119,6 +125,34 @@ export async function startGitServer(options: { basicAuth?: string } = {}): Prom
         return [];
       }
     },
+    commit(name, path, content, branch = "main") {
+      const work = mkdtempSync(join(tmpdir(), "outpost-git-work-"));
+      try {
+        git(["clone", "--quiet", repoDir(name), work]);
+        git(["checkout", "--quiet", "-B", branch], work);
+        mkdirSync(dirname(join(work, path)), { recursive: true });
+        writeFileSync(join(work, path), content);
+        git(["add", path], work);
+        git(
+          [
+            "-c",
+            "user.name=other",
+            "-c",
+            "user.email=other@test",
+            "commit",
+            "--quiet",
+            "-m",
+            `other writer: ${path}`,
+          ],
+          work,
+        );
+        git(["push", "--quiet", "origin", `HEAD:${branch}`], work);
+        return git(["rev-parse", "HEAD"], work).trim();
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+    onRequest: (hook) => (requestHook = hook),
     down: () => (refusing = true),
     up: () => (refusing = false),
     stop: () =>
