@@ -139,7 +139,8 @@ export class NetworkReconciler {
           NetworkResource,
           current.metadata.name ?? "",
           workspace,
-          { status: { provisioned } },
+          // On the object read: a stale copy must not shorten a newer list.
+          { metadata: { resourceVersion: current.metadata.resourceVersion }, status: { provisioned } },
           { subresource: "status", fieldManager },
         );
       }

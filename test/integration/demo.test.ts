@@ -1,14 +1,16 @@
 // `make demo` and `make demo-down` as a user runs them (scripts/demo/main.ts up|down), in a
 // folder of their own: the local fleet starts, Argo CD delivers the example deployment
 // from a real Git host to edges whose pods run (kwok), the walk-through changes, rolls
-// back and restarts it, a second run reuses everything, and down leaves no process.
+// back and restarts it, a second run reuses everything, no secret value shows up in the
+// operators' logs, Events, statuses, Git history or metrics, and down leaves no process.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { podsResource } from "../../operators/runtime/core.ts";
 import { readState, type DemoState } from "../../scripts/demo/layout.ts";
@@ -72,6 +74,40 @@ async function treeOf(state: DemoState, commit: string): Promise<Record<string, 
   assert.equal(res.status, 200, await res.clone().text());
   const tree = (await res.json()) as { tree: { path: string; type: string; sha: string }[] };
   return Object.fromEntries(tree.tree.filter((e) => e.type === "blob").map((e) => [e.path, e.sha]));
+}
+
+/**
+ * The secret values a Secret's key holds: whole values of secret-looking keys, and the
+ * credentials inside kubeconfigs, registry auths and Helm values (not certificates and
+ * other public parts). Short values (under 8 characters) are left out: they would match
+ * by chance.
+ */
+function secretValuesOf(key: string, value: string): string[] {
+  const out: string[] = [];
+  const leaves = (v: unknown): void => {
+    if (typeof v === "string") out.push(v);
+    else if (Array.isArray(v)) v.forEach(leaves);
+    else if (v && typeof v === "object") Object.values(v).forEach(leaves);
+  };
+  const publicKey =
+    /(ca|crt|cert|url|server|user|username|branch|name|namespace|project|organization|provider)$/i;
+  if (/kubeconfig|^value$/i.test(key) && /kind:\s*Config/.test(value)) {
+    const kc = parseYaml(value) as { users?: { user?: Record<string, string> }[] };
+    for (const u of kc.users ?? []) out.push(u.user?.token ?? "", u.user?.["client-key-data"] ?? "");
+  } else if (key === ".dockerconfigjson") {
+    const auths = (JSON.parse(value) as { auths?: Record<string, { password?: string; auth?: string }> })
+      .auths;
+    for (const a of Object.values(auths ?? {})) out.push(a.password ?? "", a.auth ?? "");
+  } else if (key.endsWith(".yaml")) {
+    leaves(parseYaml(value));
+  } else if (
+    !publicKey.test(key) &&
+    !value.startsWith("-----BEGIN CERTIFICATE") &&
+    !/^https?:\/\//.test(value)
+  ) {
+    out.push(value);
+  }
+  return out.filter((v) => v.length >= 8);
 }
 
 /** The commits on the project's branch in the demo's Gitea. */
@@ -162,6 +198,75 @@ describe("make demo", () => {
     assert.deepEqual(rolledBack, await treeOf(state, before[0] ?? ""));
     assert.notDeepEqual(await treeOf(state, after[1] ?? ""), rolledBack, "the change had another tree");
     assert.equal(readState(dir)?.pid, state.pid);
+  });
+
+  it("leaks no secret into the operators' logs, Events, any object's status, the Git history or /metrics", async () => {
+    assert.ok(state);
+    const kubectlJson = (...args: string[]): { items?: Record<string, unknown>[] } => {
+      const r = spawnSync(
+        join(state?.bin ?? "", "kubectl"),
+        ["--kubeconfig", state?.kubeconfig ?? "", ...args],
+        {
+          encoding: "utf8",
+          maxBuffer: 512 * 1024 * 1024,
+        },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { items?: Record<string, unknown>[] };
+    };
+    // Every secret value on the management cluster: passwords, tokens, keys, the edges'
+    // credentials, registry auths and secret Helm values.
+    const values = new Set<string>();
+    for (const secret of kubectlJson("get", "secrets", "-A", "-o", "json").items ?? []) {
+      if (secret.type === "kubernetes.io/service-account-token") continue;
+      for (const [key, encoded] of Object.entries((secret.data ?? {}) as Record<string, string>))
+        for (const v of secretValuesOf(key, Buffer.from(encoded, "base64").toString("utf8"))) values.add(v);
+    }
+    values.add(state.gitea.password);
+    assert.ok(values.has("change-me-before-use"), "the example's database password is among them");
+
+    const places: [string, string][] = [];
+    for (const file of ["outpost-operator.log", "outpost-service-proxy.log"])
+      places.push([`log ${file}`, readFileSync(join(state.logDir, file), "utf8")]);
+    places.push(["/metrics", await (await fetch(state.operatorMetrics)).text()]);
+    const resources = spawnSync(
+      join(state.bin, "kubectl"),
+      ["--kubeconfig", state.kubeconfig, "api-resources", "--verbs=list", "-o", "name"],
+      { encoding: "utf8" },
+    )
+      .stdout.split("\n")
+      .filter((r) => r !== "" && r !== "secrets");
+    for (const r of resources) {
+      for (const item of kubectlJson("get", r, "-A", "-o", "json").items ?? []) {
+        const meta = item.metadata as { namespace?: string; name?: string } | undefined;
+        const where = `${r} ${meta?.namespace ?? ""}/${meta?.name ?? ""}`;
+        // Events are searched whole, everything else by its status.
+        if (r.startsWith("events")) places.push([where, JSON.stringify(item)]);
+        else if (item.status !== undefined) places.push([`${where} status`, JSON.stringify(item.status)]);
+      }
+    }
+    // The project's Git history, every commit and file.
+    const clone = mkdtempSync(join(tmpdir(), "outpost-demo-git-"));
+    const url = new URL(`${state.gitea.url}/projects/retail.git`);
+    url.username = state.gitea.username;
+    url.password = state.gitea.password;
+    const cloned = spawnSync("git", ["clone", "-q", "--mirror", url.toString(), clone], { encoding: "utf8" });
+    assert.equal(cloned.status, 0, cloned.stderr);
+    const history = spawnSync("git", ["-C", clone, "log", "-p", "--all"], {
+      encoding: "utf8",
+      maxBuffer: 512 * 1024 * 1024,
+    }).stdout;
+    assert.match(history, /storefront/, "the history was read");
+    places.push(["Git history", history]);
+
+    const found: string[] = [];
+    for (const v of values) {
+      const forms = [v, Buffer.from(v).toString("base64")];
+      for (const [where, text] of places)
+        if (forms.some((f) => text.includes(f)))
+          found.push(`${where} holds a secret value (${v.length} chars)`);
+    }
+    assert.deepEqual(found, [], "no secret value anywhere");
   });
 
   it("stops with no process left behind", async () => {
