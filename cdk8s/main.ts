@@ -37,20 +37,29 @@ function clusterRole(
   });
 }
 
-/** The Role `outpost:<name>` in outpost-edges, bound to ServiceAccount `sa`, if it has rules. */
-function edgesRole(chart: Chart, name: string, sa: string, rules: Rule[] | undefined): void {
+/**
+ * Role `role` in `ns` with `rules`, bound to ServiceAccount `sa` of outpost-system (`id`
+ * names the constructs); nothing when there are no rules.
+ */
+function boundRole(
+  chart: Chart,
+  id: string,
+  role: string,
+  ns: string,
+  sa: string,
+  rules: Rule[] | undefined,
+): void {
   if (!rules?.length) return;
-  const role = `outpost:${name}`;
-  new ApiObject(chart, `edges-role-${name}`, {
+  new ApiObject(chart, `${id}-role`, {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "Role",
-    metadata: { name: role, namespace: edgesNamespace, labels },
+    metadata: { name: role, namespace: ns, labels },
     rules,
   });
-  new ApiObject(chart, `edges-rb-${name}`, {
+  new ApiObject(chart, `${id}-rb`, {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
-    metadata: { name: role, namespace: edgesNamespace, labels },
+    metadata: { name: role, namespace: ns, labels },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
     subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
   });
@@ -108,7 +117,7 @@ function rbacChart(app: App): Chart {
       metadata: { name: role, namespace, labels },
       rules: access.system,
     });
-    edgesRole(chart, `${name}-operator`, sa, access.edges);
+    boundRole(chart, `edges-${name}`, role, edgesNamespace, sa, access.edges);
     new ApiObject(chart, `rb-${name}`, {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
@@ -118,7 +127,14 @@ function rbacChart(app: App): Chart {
     });
   }
   // The service proxy's identity and rights (its Deployment ships with the proxy program).
-  edgesRole(chart, "service-proxy", "outpost-service-proxy", serviceProxy.edges);
+  boundRole(
+    chart,
+    "edges-service-proxy",
+    "outpost:service-proxy",
+    edgesNamespace,
+    "outpost-service-proxy",
+    serviceProxy.edges,
+  );
   new ApiObject(chart, "sa-service-proxy", {
     apiVersion: "v1",
     kind: "ServiceAccount",
@@ -370,22 +386,8 @@ function argocdEngineChart(app: App): Chart {
     .map((name): [string, string, Rule[]] => [name, `outpost-${name}`, accessOf(name).argocd ?? []])
     .concat([["service-proxy", "outpost-service-proxy", serviceProxy.argocd ?? []]])
     .filter(([, , rules]) => rules.length > 0);
-  for (const [name, sa, rules] of grants) {
-    const role = `outpost:${name}-argocd`;
-    new ApiObject(chart, `argocd-role-${name}`, {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { name: role, namespace: argocdNamespace, labels },
-      rules,
-    });
-    new ApiObject(chart, `argocd-rb-${name}`, {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { name: role, namespace: argocdNamespace, labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
-      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
-    });
-  }
+  for (const [name, sa, rules] of grants)
+    boundRole(chart, `argocd-${name}`, `outpost:${name}-argocd`, argocdNamespace, sa, rules);
   return chart;
 }
 

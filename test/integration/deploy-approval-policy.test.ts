@@ -15,11 +15,12 @@ import {
 import { approve } from "../../cli/deploy.ts";
 import { GitRepoResource, type GitRepo } from "../../operators/deploy/fleet.ts";
 import { registerDeploy } from "../../operators/deploy/index.ts";
-import { ApiError, KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { kubeConfigFromFile, kubeconfigFor } from "../controlplane/index.ts";
-import { useControlPlane } from "../support/controlplane.ts";
+import { statusOf, useControlPlane } from "../support/controlplane.ts";
+import { roleBindingsResource } from "../../operators/tenancy/project.ts";
 import {
   shopDeployment,
   startDeployFixture,
@@ -34,24 +35,6 @@ let fx: DeployFixture;
 let deploy: Manager;
 let dave: KubeClient;
 let aaron: KubeClient;
-
-const roleBindingsResource: ResourceType = {
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  kind: "RoleBinding",
-  plural: "rolebindings",
-  namespaced: true,
-};
-
-async function statusOf(work: Promise<unknown>): Promise<number> {
-  try {
-    await work;
-    return 200;
-  } catch (err) {
-    if (err instanceof ApiError) return err.code;
-    throw err;
-  }
-}
 
 const waitFor = (name: string, what: string, test: (d: AppDeployment) => boolean) =>
   waitForDeployment(fx.client, ns, name, what, test);

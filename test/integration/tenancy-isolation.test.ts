@@ -8,13 +8,13 @@ import { after, before, describe, it } from "node:test";
 import * as kinds from "../../operators/api/resources.generated.ts";
 import { ProjectResource } from "../../operators/api/resources.generated.ts";
 import { BundleDeploymentResource, GitRepoResource } from "../../operators/deploy/fleet.ts";
-import { ApiError, KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
+import { KubeClient, type KubeObject, type ResourceType } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
 import { kubeConfigFromFile, kubeconfigFor } from "../controlplane/index.ts";
 import { installFleetCRDs } from "../drivers/fleet-crds.ts";
-import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { eventually, statusOf, useControlPlane } from "../support/controlplane.ts";
 import { installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
 import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
@@ -45,17 +45,6 @@ async function as(user: string, groups: string[] = []): Promise<KubeClient> {
     users.set(user, c);
   }
   return c;
-}
-
-/** The HTTP status of `work`: 200 when it succeeds. */
-async function statusOf(work: Promise<unknown>): Promise<number> {
-  try {
-    await work;
-    return 200;
-  } catch (err) {
-    if (err instanceof ApiError) return err.code;
-    throw err;
-  }
 }
 
 const object = (r: ResourceType, ns: string): KubeObject => ({

@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { after, afterEach, before } from "node:test";
 import { startControlPlane, type ControlPlane, type StartOptions } from "../controlplane/index.ts";
+import { ApiError } from "../../operators/runtime/client.ts";
 
 export function useControlPlane(options: StartOptions = {}): () => ControlPlane {
   let cp: ControlPlane | undefined;
@@ -64,4 +65,15 @@ export function processesMentioning(text: string): number[] {
     }
   }
   return pids;
+}
+
+/** The HTTP status of `work`, an API call: 200 when it succeeds (an RBAC probe). */
+export async function statusOf(work: Promise<unknown>): Promise<number> {
+  try {
+    await work;
+    return 200;
+  } catch (err) {
+    if (err instanceof ApiError) return err.code;
+    throw err;
+  }
 }
