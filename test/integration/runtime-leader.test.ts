@@ -1,6 +1,7 @@
 // Leader election between two operator processes: only the leader reconciles; when the
 // leader is killed with SIGKILL the other takes over within lease duration + retry
-// period; a leader stopped with SIGTERM releases the lease so the other takes over at once.
+// period; a leader stopped with SIGTERM releases the lease so the other takes over at once;
+// a leader cut off its API server stops at its renew deadline, before anyone can take over.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -12,6 +13,7 @@ import { kstatus } from "../../operators/runtime/conditions.ts";
 import { installCRDs, kubeConfigFromFile } from "../controlplane/index.ts";
 import { registerSample, sampleCRD, samples, type Sample } from "../fixtures/sample-operator.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
+import { Partition } from "../support/partition.ts";
 
 const fixture = fileURLToPath(new URL("../fixtures/sample-operator.ts", import.meta.url));
 const leaseDurationMs = 4000;
@@ -183,5 +185,100 @@ describe("leader election", () => {
     );
     assert.equal(reconciler.reconciles, before, "no reconcile after the lease was lost");
     await manager.stop();
+  });
+
+  it("stops a leader whose API calls hang at its renew deadline, before the standby takes over", async (t) => {
+    const direct = kubeConfigFromFile(controlPlane().management.kubeconfig);
+    const server = new URL(direct.getCurrentCluster()?.server ?? "");
+    const partition = await Partition.start({ host: server.hostname, port: Number(server.port) });
+    // The leader reaches the API server through the partition only.
+    const cutOff = kubeConfigFromFile(controlPlane().management.kubeconfig);
+    cutOff.loadFromOptions({
+      clusters: cutOff.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${partition.port}` })),
+      users: cutOff.users,
+      contexts: cutOff.contexts,
+      currentContext: cutOff.currentContext,
+    });
+    const election = { namespace: "default", name: "frozen", leaseDurationMs: 4000, renewDeadlineMs: 2500 };
+    let lostAt: number | undefined;
+    const a = new Manager({
+      name: "sample-operator",
+      kubeConfig: cutOff,
+      leaderElection: { ...election, retryPeriodMs: 300 },
+      onLeaseLost: () => (lostAt = Date.now()),
+    });
+    const b = new Manager({
+      name: "sample-operator",
+      kubeConfig: direct,
+      leaderElection: { ...election, retryPeriodMs: 300 },
+      onLeaseLost: () => undefined,
+    });
+    a.logger.level = "silent";
+    b.logger.level = "silent";
+    const reconcilerA = registerSample(a);
+    registerSample(b);
+    try {
+      await a.start();
+      await eventually("the first manager to lead", () => Promise.resolve(a.isLeader ? true : undefined));
+      await b.start();
+      assert.equal(await reconciledBy("before-freeze"), a.identity, "the leader works through the partition");
+      assert.equal(b.isLeader, false);
+
+      const frozenAt = Date.now();
+      partition.freeze();
+      const tookOverAt = await eventually(
+        "the standby to take over",
+        () => Promise.resolve(b.isLeader ? Date.now() : undefined),
+        30_000,
+      );
+      // The last renewal of the leader began at most a retry period before the freeze,
+      // so its deadline passed at most renewDeadline after it; the standby waited a
+      // whole lease duration from its last sight of that renewal.
+      assert.ok(lostAt !== undefined, "the cut-off leader noticed before the standby took over");
+      assert.ok(
+        lostAt <= tookOverAt,
+        `lost at +${lostAt - frozenAt} ms, taken over at +${tookOverAt - frozenAt} ms`,
+      );
+      assert.ok(
+        lostAt - frozenAt <= election.renewDeadlineMs + 500,
+        `the leader stopped ${lostAt - frozenAt} ms after the freeze, renew deadline ${election.renewDeadlineMs} ms`,
+      );
+      assert.equal(a.isLeader, false);
+      t.diagnostic(
+        `after the freeze: leader stopped at +${lostAt - frozenAt} ms, standby led at +${tookOverAt - frozenAt} ms`,
+      );
+      const reconcilesAtLoss = reconcilerA.reconciles;
+
+      // Heal: the deposed leader reaches the API server again, and must write nothing.
+      partition.heal();
+      const writesByA: string[] = [];
+      const watching = new AbortController();
+      const list = await client.list<Sample>(samples, { namespace: "default" });
+      const watch = client.watch<Sample>(
+        samples,
+        { namespace: "default", resourceVersion: list.metadata.resourceVersion, signal: watching.signal },
+        (event) => {
+          if (event.object.status?.reconciledBy === a.identity)
+            writesByA.push(event.object.metadata.name ?? "");
+        },
+      );
+      assert.equal(await reconciledBy("after-heal"), b.identity);
+      // The witness: the deposed manager's informer, reconnected after the heal, has the
+      // new object, so it was offered the event and did not act on it.
+      await eventually(
+        "the deposed manager's informer to see the new object",
+        () => Promise.resolve(a.informer(samples).cache.get("default/after-heal") ? true : undefined),
+        30_000,
+      );
+      assert.equal(reconcilerA.reconciles, reconcilesAtLoss, "no reconcile after the lease was lost");
+      assert.deepEqual(writesByA, [], "no write by the deposed leader reached the API server");
+      t.diagnostic(`writes by the deposed leader after the heal: ${writesByA.length}`);
+      watching.abort();
+      await watch.catch(() => undefined);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await partition.close();
+    }
   });
 });
