@@ -42,11 +42,15 @@ export class GitHostError extends Error {
 export interface GitHost {
   /** The organization, created when missing and the host allows it. */
   ensureOrganization(org: string): Promise<{ created: boolean }>;
-  /** The repository under `owner` (an organization, or the token's own user). */
+  /**
+   * The repository under `owner` (an organization, or the token's own user). When it is
+   * missing, `beforeCreate` runs first (to record the intent to create it) and then it is
+   * created.
+   */
   ensureRepository(
     owner: string,
     name: string,
-    options?: { private?: boolean; defaultBranch?: string },
+    options?: { private?: boolean; defaultBranch?: string; beforeCreate?: () => Promise<void> },
   ): Promise<Repository>;
   /** Deletes the repository; false when it was not there. */
   deleteRepository(owner: string, name: string): Promise<boolean>;
@@ -123,7 +127,7 @@ export class OctokitGitHost implements GitHost {
   async ensureRepository(
     owner: string,
     name: string,
-    options: { private?: boolean; defaultBranch?: string } = {},
+    options: { private?: boolean; defaultBranch?: string; beforeCreate?: () => Promise<void> } = {},
   ): Promise<Repository> {
     const toRepository = (
       data: { clone_url?: string; default_branch?: string; owner: { login: string } | null },
@@ -148,6 +152,7 @@ export class OctokitGitHost implements GitHost {
       auto_init: true,
       default_branch: options.defaultBranch ?? "main",
     };
+    await options.beforeCreate?.();
     try {
       const { data } =
         owner === (await this.me())

@@ -61,10 +61,19 @@ export interface ProjectRepository {
   created?: string;
 }
 
-/** The project's repository: created on a Git host, or a branch of the one configured repository. */
+/** owner/name of the repository a project gets on a Git host (undefined: a branch of one repository). */
+export function projectRepositoryName(project: string, settings: GitSettings): string | undefined {
+  return settings.provider === "http" ? undefined : `${settings.organization}/${project}`;
+}
+
+/**
+ * The project's repository: created on a Git host, or a branch of the one configured
+ * repository. `beforeCreate(owner/name)` runs before the host creates it.
+ */
 export async function ensureProjectRepository(
   project: string,
   settings: GitSettings,
+  beforeCreate: (repository: string) => Promise<void> = () => Promise.resolve(),
   hostFor: (s: Extract<GitSettings, { apiUrl: string }>) => GitHost = (s) =>
     new OctokitGitHost({ kind: s.provider, baseUrl: s.apiUrl, token: s.token }),
 ): Promise<ProjectRepository> {
@@ -81,6 +90,7 @@ export async function ensureProjectRepository(
   const repo = await host.ensureRepository(settings.organization, project, {
     private: true,
     defaultBranch: "main",
+    beforeCreate: () => beforeCreate(`${settings.organization}/${project}`),
   });
   return {
     url: repo.cloneUrl,

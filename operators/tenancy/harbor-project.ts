@@ -78,22 +78,33 @@ export interface HarborProvisioned {
   createdRobot: boolean;
 }
 
+/** The full name Harbor gives the project's robot. */
+export const robotFullName = (project: string): string => `robot$${project}+${robotName}`;
+
 /**
  * Makes sure the Harbor project and its robot exist. `haveSecret` says whether the
- * namespace already holds a working secret for robot `robotName`.
+ * namespace already holds a working secret for robot `robotName`. `beforeCreate` runs
+ * before the project, or the robot, is created: the caller records there that it is
+ * about to create it, so a crash right after the creation leaves a record to clean up by.
  */
 export async function ensureHarborProject(
   client: HarborClient,
   project: string,
   haveSecret: (robot: string) => boolean,
+  beforeCreate: (what: "project" | "robot") => Promise<void> = () => Promise.resolve(),
 ): Promise<HarborProvisioned> {
-  const createdProject = await client.createProject(project);
+  let createdProject = false;
+  if (!(await client.projectExists(project))) {
+    await beforeCreate("project");
+    createdProject = await client.createProject(project);
+  }
   let robot = await client.findRobot(project, robotName);
   if (robot) {
     if (haveSecret(robot.name)) return { project, createdProject, robot, createdRobot: false };
     const secret = await client.regenerateRobotSecret(robot.id);
     return { project, createdProject, robot, secret, createdRobot: false };
   }
+  await beforeCreate("robot");
   try {
     const created = await client.createRobot(project, robotName, ["pull", "push"]);
     return { project, createdProject, robot: created, secret: created.secret, createdRobot: true };
@@ -107,8 +118,9 @@ export async function ensureHarborProject(
   }
 }
 
-/** Empties and deletes a Harbor project the operator created. */
+/** Empties and deletes a Harbor project the operator created (or meant to: it may be missing). */
 export async function deleteHarborProject(client: HarborClient, project: string): Promise<void> {
+  if (!(await client.projectExists(project))) return;
   for (const repository of await client.repositories(project))
     await client.deleteRepository(project, repository);
   await client.deleteProject(project);

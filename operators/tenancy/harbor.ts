@@ -4,6 +4,7 @@
 // holds repositories, `{"errors":[{code,message}]}` bodies. It never stores or replays
 // cookies (a replayed `sid` makes Harbor demand a CSRF token), addresses projects by name
 // with `X-Is-Resource-Name: true`, and sends an `X-Request-Id` that it puts in every error.
+import { STATUS_CODES } from "node:http";
 import { randomUUID } from "node:crypto";
 import { Agent, request, type Dispatcher } from "undici";
 
@@ -106,6 +107,8 @@ export class HarborClient {
       } catch {
         // not JSON: keep the text
       }
+      // A HEAD (or a bare error page) has no body: say what the status means.
+      if (!message.trim()) message = (STATUS_CODES[res.statusCode] ?? "").toLowerCase();
       throw new HarborError(
         `Harbor ${method} ${url.pathname}: ${res.statusCode} ${code}: ${message} (request ${id})`,
         res.statusCode,

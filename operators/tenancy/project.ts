@@ -4,6 +4,11 @@
 // repository (git.ts). Deletion removes the project's AppDeployments first, then its
 // Networks and NetworkServices, then the Harbor project and Git repository it created,
 // then the namespace, and never touches a namespace the project did not create.
+//
+// What the project creates outside the API server (the Harbor project, its robot, the Git
+// repository) is recorded on the Project before it is created, not after: a crash between
+// the creation and the record would otherwise leave it behind when the Project is deleted.
+// A record whose creation then finds the thing made by someone else is withdrawn.
 import type { Project } from "../api/project.generated.ts";
 import { secretData } from "../catalog/secrets.ts";
 import type { Application } from "../api/application.generated.ts";
@@ -19,7 +24,7 @@ import {
   RegistryResource,
 } from "../api/resources.generated.ts";
 import { planExtensions } from "./extensions.ts";
-import { ApiError, type KubeObject, type ResourceType } from "../runtime/client.ts";
+import { ApiError, type KubeClient, type KubeObject, type ResourceType } from "../runtime/client.ts";
 import { setCondition, summarize } from "../runtime/conditions.ts";
 import { requestedAtAnnotation, type Request, type Result } from "../runtime/controller.ts";
 import type { Manager } from "../runtime/manager.ts";
@@ -42,6 +47,7 @@ import {
   harborSecretName,
   harborSettingsFrom,
   pullSecretData,
+  robotFullName,
   type HarborProvisioned,
   type HarborSettings,
 } from "./harbor-project.ts";
@@ -65,7 +71,7 @@ export const quotasResource: ResourceType = {
 export const projectLabel = "outpost.dev/project";
 /** On a Project: the Git repository (owner/name) it created, deleted with it. */
 export const gitCreatedAnnotation = "tenancy.outpost.dev/git-repository";
-/** On a Project: the Harbor project, and the robot's id, it created. */
+/** On a Project: the Harbor project, and the robot (its name; an id in older records), it created. */
 export const harborProjectAnnotation = "tenancy.outpost.dev/harbor-project";
 export const harborRobotAnnotation = "tenancy.outpost.dev/harbor-robot";
 /** The tenancy operator's configuration Secret in its namespace. */
@@ -273,6 +279,18 @@ export class ProjectReconciler {
     });
   }
 
+  /** Sets (null: removes) annotations of the Project, and keeps `project` up to date. */
+  private async annotate(project: Project, annotations: Record<string, string | null>): Promise<void> {
+    const patched = await this.manager.client.mergePatch<Project>(
+      ProjectResource,
+      project.metadata.name ?? "",
+      undefined,
+      { metadata: { annotations } },
+    );
+    project.metadata.resourceVersion = patched.metadata.resourceVersion;
+    project.metadata.annotations = patched.metadata.annotations;
+  }
+
   private async provisionExtensions(
     project: Project,
     status: Status,
@@ -388,12 +406,25 @@ export class ProjectReconciler {
       name,
     );
     const harbor = this.harborClient(settings);
+    const recorded = {
+      project: project.metadata.annotations?.[harborProjectAnnotation] === hp.name,
+      robot: project.metadata.annotations?.[harborRobotAnnotation] !== undefined,
+    };
+    const intended = { project: false, robot: false };
     let result: HarborProvisioned;
     try {
       result = await ensureHarborProject(
         harbor,
         hp.name,
         (robot) => Buffer.from(existing?.data?.username ?? "", "base64").toString() === robot,
+        async (what) => {
+          if (recorded[what]) return;
+          const value = what === "project" ? hp.name : robotFullName(hp.name);
+          await this.annotate(project, {
+            [what === "project" ? harborProjectAnnotation : harborRobotAnnotation]: value,
+          });
+          intended[what] = true;
+        },
       );
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -403,13 +434,11 @@ export class ProjectReconciler {
     } finally {
       await harbor.close();
     }
-    // Recorded on the project: only what it created is deleted with it.
-    const annotations: Record<string, string> = {};
-    if (result.createdProject) annotations[harborProjectAnnotation] = result.project;
-    if (result.createdRobot) annotations[harborRobotAnnotation] = String(result.robot.id);
-    if (Object.keys(annotations).length > 0) {
-      await client.mergePatch(ProjectResource, name, undefined, { metadata: { annotations } });
-    }
+    // Recorded, then made by someone else in between: not ours to delete.
+    const withdraw: Record<string, null> = {};
+    if (intended.project && !result.createdProject) withdraw[harborProjectAnnotation] = null;
+    if (intended.robot && !result.createdRobot) withdraw[harborRobotAnnotation] = null;
+    if (Object.keys(withdraw).length > 0) await this.annotate(project, withdraw);
     const labels = { [projectLabel]: name, "app.kubernetes.io/managed-by": "outpost" };
     if (result.secret) {
       await client.apply(
@@ -475,19 +504,21 @@ export class ProjectReconciler {
       return;
     }
     let repo: ProjectRepository;
+    const recorded = project.metadata.annotations?.[gitCreatedAnnotation];
+    const intended = { repository: false };
     try {
-      repo = await ensureProjectRepository(name, settings);
+      repo = await ensureProjectRepository(name, settings, async (repository) => {
+        if (recorded === repository) return;
+        await this.annotate(project, { [gitCreatedAnnotation]: repository });
+        intended.repository = true;
+      });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       condition("GitRepositoryReady", false, "GitHostError", message);
       throw new ReconcileError("GitHostError", message);
     }
-    if (repo.created && project.metadata.annotations?.[gitCreatedAnnotation] !== repo.created) {
-      // Recorded on the project: only what it created is deleted with it.
-      await client.mergePatch(ProjectResource, name, undefined, {
-        metadata: { annotations: { [gitCreatedAnnotation]: repo.created } },
-      });
-    }
+    // Recorded, then made by someone else in between: not ours to delete.
+    if (intended.repository && !repo.created) await this.annotate(project, { [gitCreatedAnnotation]: null });
     const credentials = repo.username !== undefined || repo.password !== undefined;
     const b64 = (v: string): string => Buffer.from(v).toString("base64");
     await client.apply(
@@ -527,9 +558,24 @@ export class ProjectReconciler {
     const ns = await client.get<KubeObject>(namespacesResource, name);
     const ours = ns?.metadata.labels?.[projectLabel] === name;
     if (ns && ours) {
-      const deployments = await client
-        .list<KubeObject>(AppDeploymentResource, { namespace: name })
-        .catch(() => ({ items: [] }));
+      // Only a kind that is not served has nothing to wait for; any other failure to list
+      // stops the deletion here (retried), or what the deployments delivered would stay.
+      let deployments: { items: KubeObject[] };
+      let interconnect: { r: ResourceType; o: KubeObject }[];
+      try {
+        deployments = await listServed(client, AppDeploymentResource, name);
+        interconnect = (
+          await Promise.all(
+            [NetworkServiceResource, NetworkResource].map(async (r) =>
+              (await listServed(client, r, name)).items.map((o) => ({ r, o })),
+            ),
+          )
+        ).flat();
+      } catch (err) {
+        if (!(err instanceof ReconcileError)) throw err;
+        this.manager.logger.warn({ project: name, err: err.message }, "project deletion blocked");
+        return this.deleting(project, err.message);
+      }
       if (deployments.items.length > 0) {
         for (const d of deployments.items) {
           if (!d.metadata.deletionTimestamp)
@@ -542,13 +588,6 @@ export class ProjectReconciler {
       }
       // Networks and services next: their finalizers remove what they made on the edge
       // clusters, which they reach with the project's edge credentials (outpost-edges).
-      const interconnect = (
-        await Promise.all(
-          [NetworkServiceResource, NetworkResource].map(async (r) =>
-            (await client.list<KubeObject>(r, { namespace: name })).items.map((o) => ({ r, o })),
-          ),
-        )
-      ).flat();
       if (interconnect.length > 0) {
         for (const { r, o } of interconnect) {
           if (!o.metadata.deletionTimestamp) await client.delete(r, o.metadata.name ?? "", name);
@@ -569,7 +608,7 @@ export class ProjectReconciler {
             try {
               // A project it created goes with its robots; otherwise only its robot.
               if (harborProject) await deleteHarborProject(harbor, harborProject);
-              else if (harborRobot) await harbor.deleteRobot(Number(harborRobot));
+              else if (harborRobot) await deleteHarborRobot(harbor, harborRobot);
             } finally {
               await harbor.close();
             }
@@ -618,6 +657,31 @@ export class ProjectReconciler {
       return Promise.resolve({ requeueAfterMs: 2_000 });
     });
   }
+}
+
+/** The objects of kind `r` in `namespace`; none when the kind is not served (404). */
+async function listServed(
+  client: KubeClient,
+  r: ResourceType,
+  namespace: string,
+): Promise<{ items: KubeObject[] }> {
+  try {
+    return await client.list<KubeObject>(r, { namespace });
+  } catch (err) {
+    if (ApiError.isNotFound(err)) return { items: [] };
+    throw new ReconcileError(
+      "DeletionBlocked",
+      `cannot list the project's ${r.plural} to delete them first, so the deletion waits (retrying): ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}
+
+/** Deletes the project's robot, recorded by name (or, in older records, by id). */
+async function deleteHarborRobot(harbor: HarborClient, recorded: string): Promise<void> {
+  if (/^\d+$/.test(recorded)) return harbor.deleteRobot(Number(recorded));
+  const [, project = "", name = ""] = /^robot\$(.+)\+(.+)$/.exec(recorded) ?? [];
+  const robot = project && name ? await harbor.findRobot(project, name) : undefined;
+  if (robot) await harbor.deleteRobot(robot.id);
 }
 
 export function registerProjects(manager: Manager, options: { systemNamespace?: string } = {}): void {

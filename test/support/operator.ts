@@ -61,7 +61,7 @@ export class OperatorProcess {
   /** SIGKILL, and wait until it is gone. */
   async kill(): Promise<void> {
     const child = this.child;
-    if (child?.exitCode !== null) return;
+    if (child?.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGKILL");
     await exited;
