@@ -3,6 +3,7 @@
 // same user may open (the browser's same-origin policy separates them), and its cookies
 // stay on its own host. The label is derived from the route, so no table is needed.
 import { createHash } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { Route } from "./route.ts";
 
 const base32 = "abcdefghijklmnopqrstuvwxyz234567";
@@ -14,10 +15,19 @@ const base32 = "abcdefghijklmnopqrstuvwxyz234567";
 export function routeLabel(
   route: Pick<Route, "project" | "cluster" | "namespace" | "service" | "port">,
 ): string {
-  const digest = createHash("sha256")
-    .update(`${route.project}/${route.cluster}/${route.namespace}/${route.service}:${route.port}`)
-    .digest()
-    .subarray(0, 20);
+  const name = `${route.project}/${route.cluster}/${route.namespace}/${route.service}:${route.port}`;
+  let label = labels.get(name);
+  if (label === undefined) {
+    label = base32Of(createHash("sha256").update(name).digest().subarray(0, 20));
+    labels.set(name, label);
+  }
+  return label;
+}
+
+/** Labels already computed (a hash per request showed in profiles). */
+const labels = new LRUCache<string, string>({ max: 10_000 });
+
+function base32Of(digest: Uint8Array): string {
   let out = "";
   let bits = 0;
   let value = 0;

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { rewriteSetCookies } from "./cookies.ts";
 import { parseBaseDomain, parseHost, routeHost, routeLabel } from "./origin.ts";
 import { RateLimiter } from "./ratelimit.ts";
-import { accessReviewKey, canonicalJson, ReviewCache } from "./reviews.ts";
+import { accessReviewKey, canonicalJson, ReviewCache, userKey } from "./reviews.ts";
 import {
   mapLocation,
   parseRoute,
@@ -232,10 +232,10 @@ describe("review caches", () => {
   it("keys SubjectAccessReviews by the whole user, canonically", () => {
     const attrs = { namespace: "retail", verb: "get", name: "shop" };
     const alice = { username: "alice", uid: "1", groups: ["a", "b"], extra: { scopes: ["x"], team: ["t"] } };
-    const key = accessReviewKey(alice, attrs);
+    const key = accessReviewKey(userKey(alice), attrs);
     assert.equal(
       accessReviewKey(
-        { extra: { team: ["t"], scopes: ["x"] }, groups: ["a", "b"], uid: "1", username: "alice" },
+        userKey({ extra: { team: ["t"], scopes: ["x"] }, groups: ["a", "b"], uid: "1", username: "alice" }),
         { name: "shop", verb: "get", namespace: "retail" },
       ),
       key,
@@ -249,8 +249,8 @@ describe("review caches", () => {
       { ...alice, groups: ["a"] },
       { ...alice, username: "bob" },
     ])
-      assert.notEqual(accessReviewKey(other, attrs), key, JSON.stringify(other));
-    assert.notEqual(accessReviewKey(alice, { ...attrs, verb: "create" }), key);
+      assert.notEqual(accessReviewKey(userKey(other), attrs), key, JSON.stringify(other));
+    assert.notEqual(accessReviewKey(userKey(alice), { ...attrs, verb: "create" }), key);
     assert.equal(canonicalJson({ b: [1, { d: 1, c: 2 }], a: "x" }), '{"a":"x","b":[1,{"c":2,"d":1}]}');
   });
 

@@ -98,14 +98,16 @@ export function tokenKey(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-/**
- * The cache key of a SubjectAccessReview: a hash of the whole user (name, uid, groups,
- * extra) and the attributes asked about, so two users who differ in any of these never
- * share an answer.
- */
-export function accessReviewKey(user: ReviewedUser, attributes: Record<string, string>): string {
+/** A hash of the whole user (name, uid, groups, extra), computed once per TokenReview. */
+export function userKey(user: ReviewedUser): string {
   const { username, uid, groups, extra } = user;
-  return createHash("sha256")
-    .update(canonicalJson({ user: { username, uid, groups, extra }, attributes }))
-    .digest("hex");
+  return createHash("sha256").update(canonicalJson({ username, uid, groups, extra })).digest("hex");
+}
+
+/**
+ * The cache key of a SubjectAccessReview: the hash of the whole user (`userKey`) and the
+ * attributes asked about, so two users who differ in any of these never share an answer.
+ */
+export function accessReviewKey(user: string, attributes: Record<string, string>): string {
+  return `${user}:${canonicalJson(attributes)}`;
 }

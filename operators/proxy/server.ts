@@ -48,7 +48,7 @@ import { Informer, type InformerOptions } from "../runtime/informer.ts";
 import { exposingDeployment } from "./exposure.ts";
 import { parseBaseDomain, parseHost, routeLabel } from "./origin.ts";
 import { RateLimiter } from "./ratelimit.ts";
-import { accessReviewKey, ReviewCache, tokenKey, type ReviewedUser } from "./reviews.ts";
+import { accessReviewKey, ReviewCache, tokenKey, userKey, type ReviewedUser } from "./reviews.ts";
 import {
   parseRoute,
   requestHeaders,
@@ -93,7 +93,8 @@ export interface ServiceProxyOptions {
   argocdNamespace?: string;
 }
 
-type User = ReviewedUser;
+/** A reviewed user, with the hash of all of it (`userKey`) the SubjectAccessReview cache uses. */
+type User = ReviewedUser & { key: string };
 
 const tokenReviews: ResourceType = {
   group: "authentication.k8s.io",
@@ -201,9 +202,10 @@ export class ServiceProxy {
       ...caches,
       review: async (token) => {
         const review = await m.create<
-          KubeObject & { status?: { authenticated?: boolean; user?: User; error?: string } }
+          KubeObject & { status?: { authenticated?: boolean; user?: ReviewedUser; error?: string } }
         >(tokenReviews, { metadata: {}, spec: { token } } as KubeObject);
-        return review.status?.authenticated ? review.status.user : undefined;
+        const user = review.status?.authenticated ? review.status.user : undefined;
+        return user ? { ...user, key: userKey(user) } : undefined;
       },
     });
     this.access = new ReviewCache<true, object>({
@@ -335,7 +337,7 @@ export class ServiceProxy {
       extra: user.extra,
       resourceAttributes: attributes,
     };
-    return (await this.access.get(accessReviewKey(user, attributes), spec)) === true;
+    return (await this.access.get(accessReviewKey(user.key, attributes), spec)) === true;
   }
 
   private check(route: Route): { deployment: string } | undefined {
