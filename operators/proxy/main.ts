@@ -2,6 +2,7 @@
 // clusters (see server.ts), as a process of its own.
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
 import { KubeClient } from "../runtime/client.ts";
 import { createLogger } from "../runtime/manager.ts";
 import { parseBaseDomain } from "./origin.ts";
@@ -79,7 +80,14 @@ try {
 const kubeConfig = new KubeConfig();
 if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
 else kubeConfig.loadFromDefault();
-const logger = createLogger("outpost-service-proxy", values["log-level"]);
+// Access lines are written in batches of up to 4 KiB, at least every second, not one
+// write(2) each: one a request showed as a tenth of the proxy's CPU time in profiles.
+// They are flushed on exit.
+const destination = pino.destination({ sync: false, minLength: 4096 });
+setInterval(() => {
+  destination.flush();
+}, 1_000).unref();
+const logger = createLogger("outpost-service-proxy", values["log-level"], destination);
 const proxy = new ServiceProxy({
   management: new KubeClient(kubeConfig, { userAgent: "outpost-service-proxy" }),
   logger,
@@ -96,6 +104,9 @@ logger.info({ port: proxy.port }, "started");
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
     logger.info({ signal }, "stopping");
-    void proxy.close().then(() => process.exit(0));
+    void proxy.close().then(() => {
+      destination.flushSync();
+      process.exit(0);
+    });
   });
 }
