@@ -277,7 +277,9 @@ export const proxyNodeFlags = ["--max-semi-space-size=2"];
 /**
  * The service proxy: stateless, so several replicas serve at once (no leader election).
  * It speaks plain HTTP on 8443; put it behind an Ingress or Gateway that terminates TLS
- * (its session cookie is marked Secure).
+ * (its session cookie is marked Secure) for the base domain and its wildcard. The base
+ * domain is the installation's own: ConfigMap `outpost-service-proxy`, key `base-domain`,
+ * which the administrator creates (the pods do not start without it).
  */
 function serviceProxyDeployment(chart: Chart): void {
   const name = "outpost-service-proxy";
@@ -307,7 +309,13 @@ function serviceProxyDeployment(chart: Chart): void {
         image,
         imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
         command: ["node", ...proxyNodeFlags, "--import", "tsx", "operators/proxy/main.ts"],
-        args: [`--bind-address=:${proxyPort}`],
+        args: [`--bind-address=:${proxyPort}`, "--base-domain=$(OUTPOST_PROXY_BASE_DOMAIN)"],
+        envVariables: {
+          OUTPOST_PROXY_BASE_DOMAIN: kplus.EnvValue.fromConfigMap(
+            kplus.ConfigMap.fromConfigMapName(chart, "cm-ref-service-proxy", name),
+            "base-domain",
+          ),
+        },
         ports: [{ name: "http", number: proxyPort }],
         ...probes(proxyPort),
         resources: {

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { rewriteSetCookies } from "./cookies.ts";
+import { parseBaseDomain, parseHost, routeHost, routeLabel } from "./origin.ts";
 import { RateLimiter } from "./ratelimit.ts";
+import { accessReviewKey, canonicalJson, ReviewCache, userKey } from "./reviews.ts";
 import {
   mapLocation,
   parseRoute,
@@ -117,6 +120,7 @@ describe("service proxy routes", () => {
     const headers = responseHeaders(
       { location: "https://evil.example/", "content-length": "3", connection: "close", "x-app": "1" },
       r,
+      "outpost_proxy_session",
     );
     assert.deepEqual(headers, { "content-length": "3", "x-app": "1" });
   });
@@ -138,5 +142,166 @@ describe("rate limiter", () => {
     now += 10_000;
     rl.take("c");
     assert.equal(rl.size, 1, "full buckets are forgotten");
+  });
+});
+
+describe("one origin per route", () => {
+  it("derives a DNS label from the route: base32 of 20 bytes of its sha256", () => {
+    // Expected values from Python's base64.b32encode(sha256(...)[:20]).lower().
+    assert.equal(routeLabel(route), "fqpctumjo6v62lzfkuk7bumh6u73wr5l");
+    assert.equal(
+      routeLabel(parseRoute("/retail/store-1/shop/web-ui:81/")),
+      "hu6voilcofojcmdi2pmduuaynsflti3n",
+    );
+    assert.equal(routeLabel(parseRoute("/retail/store-1/shop/web-ui:80/other")), routeLabel(route));
+    assert.equal(
+      routeHost(route, "proxy.example.com", "8443"),
+      "fqpctumjo6v62lzfkuk7bumh6u73wr5l.proxy.example.com:8443",
+    );
+  });
+
+  it("parses the Host strictly", () => {
+    const base = parseBaseDomain("Proxy.Example.com");
+    assert.equal(base, "proxy.example.com");
+    const label = routeLabel(route);
+    assert.deepEqual(parseHost(`${label}.proxy.example.com`, base), { kind: "route", label, port: "" });
+    assert.deepEqual(parseHost(`${label.toUpperCase()}.PROXY.example.com:8443`, base), {
+      kind: "route",
+      label,
+      port: "8443",
+    });
+    assert.deepEqual(parseHost("proxy.example.com:80", base), { kind: "base", port: "80" });
+    for (const bad of [
+      undefined,
+      ["proxy.example.com", "proxy.example.com"],
+      "",
+      "evil.example",
+      "proxy.example.com.",
+      `${label}.proxy.example.com.`,
+      `a.${label}.proxy.example.com`,
+      `${label}proxy.example.com`,
+      `${label}.proxy.example.com.evil.example`,
+      `${label}.proxy.example.com:0`,
+      `${label}.proxy.example.com:99999`,
+      `${label}.proxy.example.com:`,
+      `user@${label}.proxy.example.com`,
+      `-x.proxy.example.com`,
+      "127.0.0.1",
+      "[::1]:80",
+    ])
+      assert.equal(parseHost(bad, base), undefined, String(bad));
+    for (const bad of ["", "proxy.example.com.", "a..b", "-a.b", "a_b.c"])
+      assert.throws(() => parseBaseDomain(bad), bad);
+  });
+});
+
+describe("upstream cookies", () => {
+  const prefix = "/retail/store-1/shop/web-ui:80";
+  it("drops Domain, puts Path under the route and drops the session cookie's name", () => {
+    assert.deepEqual(
+      rewriteSetCookies(
+        [
+          "outpost_proxy_session=evil; Domain=proxy.example.com; Path=/",
+          "OUTPOST_PROXY_SESSION=evil; Path=/retail",
+          "app=1; Domain=.proxy.example.com; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=60",
+          "deep=a+b%20c; Path=/static/js",
+          "nopath=1",
+          "relative=1; Path=static",
+          "=nameless",
+        ],
+        prefix,
+        "outpost_proxy_session",
+      ),
+      [
+        `app=1; Max-Age=60; Path=${prefix}; HttpOnly; Secure; SameSite=Lax`,
+        `deep=a+b%20c; Path=${prefix}/static/js`,
+        "nopath=1",
+        "relative=1",
+      ],
+    );
+    const headers = responseHeaders(
+      { "set-cookie": ["outpost_proxy_session=evil; Path=/"], "x-app": "1" },
+      route,
+      "outpost_proxy_session",
+    );
+    assert.deepEqual(headers, { "x-app": "1" });
+  });
+});
+
+describe("review caches", () => {
+  it("keys SubjectAccessReviews by the whole user, canonically", () => {
+    const attrs = { namespace: "retail", verb: "get", name: "shop" };
+    const alice = { username: "alice", uid: "1", groups: ["a", "b"], extra: { scopes: ["x"], team: ["t"] } };
+    const key = accessReviewKey(userKey(alice), attrs);
+    assert.equal(
+      accessReviewKey(
+        userKey({ extra: { team: ["t"], scopes: ["x"] }, groups: ["a", "b"], uid: "1", username: "alice" }),
+        { name: "shop", verb: "get", namespace: "retail" },
+      ),
+      key,
+      "the order of keys does not matter",
+    );
+    for (const other of [
+      { ...alice, uid: "2" },
+      { ...alice, uid: undefined },
+      { ...alice, extra: { scopes: ["y"], team: ["t"] } },
+      { ...alice, extra: { scopes: ["x"] } },
+      { ...alice, groups: ["a"] },
+      { ...alice, username: "bob" },
+    ])
+      assert.notEqual(accessReviewKey(userKey(other), attrs), key, JSON.stringify(other));
+    assert.notEqual(accessReviewKey(userKey(alice), { ...attrs, verb: "create" }), key);
+    assert.equal(canonicalJson({ b: [1, { d: 1, c: 2 }], a: "x" }), '{"a":"x","b":[1,{"c":2,"d":1}]}');
+  });
+
+  it("serves positive answers stale while one refresh runs, never past 3× the TTL, negatives shorter", async () => {
+    let now = 1_000_000;
+    const answers = new Map<string, string | undefined>([["good", "user"]]);
+    const calls: string[] = [];
+    const cache = new ReviewCache<{ name: string }, string>({
+      review: (token) => {
+        calls.push(token);
+        const name = answers.get(token);
+        return Promise.resolve(name === undefined ? undefined : { name });
+      },
+      ttlMs: 1000,
+      negativeTtlMs: 200,
+      max: 10,
+      negativeMax: 10,
+      now: () => now,
+    });
+    assert.equal(cache.known("k"), false);
+    assert.deepEqual(await cache.get("k", "good"), { name: "user" });
+    assert.equal(cache.known("k"), true);
+    now += 500;
+    await cache.get("k", "good");
+    assert.equal(calls.length, 1, "fresh: reused");
+    now += 1000;
+    answers.set("good", "user2");
+    assert.deepEqual(await cache.get("k", "good"), { name: "user" }, "stale: served while refreshing");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls.length, 2);
+    assert.deepEqual(await cache.get("k", "good"), { name: "user2" });
+    now += 3001;
+    assert.equal(cache.known("k"), false, "older than 3× the TTL: not served");
+    assert.deepEqual(await cache.get("k", "good"), { name: "user2" });
+    assert.equal(calls.length, 3);
+
+    // Negative answers: remembered for their shorter TTL.
+    assert.equal(await cache.get("bad", "bad"), undefined);
+    assert.equal(cache.known("bad"), true);
+    await cache.get("bad", "bad");
+    assert.equal(calls.length, 4);
+    now += 201;
+    assert.equal(cache.known("bad"), false);
+
+    // A token revoked while its answer is stale: the stale answer is served once (the
+    // refresh is in the background), then never again.
+    now += 1500;
+    answers.delete("good");
+    assert.deepEqual(await cache.get("k", "good"), { name: "user2" });
+    await new Promise((r) => setImmediate(r));
+    now += 500;
+    assert.equal(await cache.get("k", "good"), undefined);
   });
 });

@@ -1,5 +1,7 @@
 // Pure parts of the service proxy: the route of a request, the edge API server path it
 // maps to, and header hygiene both ways.
+import { rewriteSetCookies } from "./cookies.ts";
+
 //
 // Route: /<project>/<cluster>/<namespace>/<service>:<port>/<path…>
 //   → <edge API server>/api/v1/namespaces/<namespace>/services/<service>:<port>/proxy/<path…>
@@ -153,11 +155,13 @@ export function requestHeaders(
 
 /**
  * Response headers to send back: without hop-by-hop headers, with a Location inside the
- * service mapped back under the route, and an off-site Location dropped (no open redirect).
+ * service mapped back under the route, an off-site Location dropped (no open redirect),
+ * and cookies kept to the route (cookies.ts).
  */
 export function responseHeaders(
   upstream: Record<string, string | string[] | undefined>,
   route: Route,
+  sessionCookie: string,
 ): Record<string, string | string[]> {
   const named = new Set(
     String(upstream.connection ?? "")
@@ -172,6 +176,11 @@ export function responseHeaders(
     if (k === "location") {
       const mapped = mapLocation(String(value), route);
       if (mapped !== undefined) out.location = mapped;
+      continue;
+    }
+    if (k === "set-cookie") {
+      const cookies = rewriteSetCookies(value, route.prefix, sessionCookie);
+      if (cookies.length > 0) out[k] = cookies;
       continue;
     }
     out[k] = value;

@@ -1,23 +1,30 @@
 // outpost-service-proxy: one door to the web UIs and APIs of applications on edge
-// clusters. Route: /<project>/<cluster>/<namespace>/<service>:<port>/<path…>, forwarded
-// to the edge API server's service proxy with the cluster's kubeconfig Secret.
+// clusters. Route: https://<label>.<base domain>/<project>/<cluster>/<namespace>/<service>:<port>/<path…>,
+// forwarded to the edge API server's service proxy with the cluster's kubeconfig Secret.
+// Each route has a host of its own (origin.ts): `label` is derived from the route.
 //
 // For each request:
-//   1. route — parsed and checked (route.ts): nothing can leave it;
-//   2. authentication — a bearer token (or the session cookie `POST /_login` sets from
+//   1. route and host — the path parsed and checked (route.ts): nothing can leave it;
+//      the Host must be the route's own (a GET on the base domain is redirected there);
+//   2. rate limit per client address — before a token unknown to the caches costs a
+//      TokenReview (the socket's address: no forwarding header is trusted);
+//   3. authentication — a bearer token (or the session cookie `POST /_login` sets from
 //      one), checked with a TokenReview on the management cluster (reused 10 s, and up to
-//      30 s while a fresh answer is fetched);
-//   3. rate limit — a token bucket per user;
-//   4. exposure — an AppDeployment of the project exports the service (Application
+//      30 s while a fresh answer is fetched; invalid tokens remembered 3 s); a request
+//      the session cookie authenticates that writes or opens a WebSocket must come from
+//      the route's own origin;
+//   4. rate limit — a token bucket per user;
+//   5. exposure — an AppDeployment of the project exports the service (Application
 //      serviceExports) and runs it in that namespace on that cluster (exposure.ts);
-//   5. authorization — a SubjectAccessReview in the project namespace: verb get (GET,
+//   6. authorization — a SubjectAccessReview in the project namespace: verb get (GET,
 //      HEAD, OPTIONS) or create (anything else, and WebSockets) on
-//      `appdeployments/proxy` named after that deployment (cached 10 s);
-//   6. forwarding — headers cleaned both ways (no user credentials, impersonation or
-//      hop-by-hop headers upstream; no off-site redirects back), bodies streamed both
-//      ways, WebSocket upgrades joined byte for byte;
-//   7. an access log line.
-import { createHash } from "node:crypto";
+//      `appdeployments/proxy` named after that deployment (cached as TokenReviews are).
+//      A route that is not exposed and one the user may not open get the same answer;
+//   7. forwarding — headers cleaned both ways (no user credentials, impersonation or
+//      hop-by-hop headers upstream; no off-site redirects, no cookie for another host or
+//      route and none named like the session cookie back), bodies streamed both ways,
+//      WebSocket upgrades joined byte for byte;
+//   8. an access log line.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -39,7 +46,9 @@ import { ApiError, type KubeClient, type KubeObject, type ResourceType } from ".
 import { secretsResource } from "../runtime/core.ts";
 import { Informer, type InformerOptions } from "../runtime/informer.ts";
 import { exposingDeployment } from "./exposure.ts";
+import { parseBaseDomain, parseHost, routeLabel } from "./origin.ts";
 import { RateLimiter } from "./ratelimit.ts";
+import { accessReviewKey, ReviewCache, tokenKey, userKey, type ReviewedUser } from "./reviews.ts";
 import {
   parseRoute,
   requestHeaders,
@@ -55,26 +64,37 @@ export const sessionCookie = "outpost_proxy_session";
 export interface ServiceProxyOptions {
   management: KubeClient;
   logger: Logger;
+  /**
+   * The domain whose subdomains the routes are served on: route R on
+   * `<routeLabel(R)>.<baseDomain>` (a wildcard DNS name and certificate point at the proxy).
+   */
+  baseDomain: string;
   /** Requests a second per user, and the burst allowed. Default 50 and 100. */
   rate?: number;
   burst?: number;
+  /**
+   * Per client address: TokenReviews a second (requests whose token the caches do not
+   * know), and the burst allowed. Default 20 and 40.
+   */
+  clientRate?: number;
+  clientBurst?: number;
   /**
    * How long TokenReview and SubjectAccessReview answers are reused: `cacheMs`, and up to
    * three times that while a fresh answer is fetched. Default 10 s.
    */
   cacheMs?: number;
-  /** Set the session cookie Secure (the proxy is behind TLS). Default true. */
+  /** How long negative answers (invalid tokens, denials) are reused. Default 3 s. */
+  negativeCacheMs?: number;
+  /** Answers kept, each of the four caches (valid and invalid tokens, allowed and denied). Default 10,000. */
+  cacheEntries?: number;
+  /** Set the session cookie Secure and redirect to https (the proxy is behind TLS). Default true. */
   secureCookie?: boolean;
   /** Argo CD's namespace, when projects deliver with Argo CD (its ApplicationSets and cluster Secrets). */
   argocdNamespace?: string;
 }
 
-interface User {
-  username: string;
-  uid?: string;
-  groups?: string[];
-  extra?: Record<string, string[]>;
-}
+/** A reviewed user, with the hash of all of it (`userKey`) the SubjectAccessReview cache uses. */
+type User = ReviewedUser & { key: string };
 
 const tokenReviews: ResourceType = {
   group: "authentication.k8s.io",
@@ -96,6 +116,8 @@ class Denied extends Error {
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** For the access log only (never sent to the client). */
+    readonly detail: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -103,14 +125,17 @@ class Denied extends Error {
 
 const safeMethods = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** One answer for "not exposed" and "not allowed": no user learns which routes exist. */
+const noRoute = "no such route, or you may not open it";
+
 export class ServiceProxy {
   private server: Server | undefined;
   private readonly edges: EdgeClusters;
   private readonly limiter: RateLimiter;
-  private readonly cache = new Map<
-    string,
-    { at: number; value: Promise<unknown>; settled: boolean; refreshing: boolean }
-  >();
+  private readonly clientLimiter: RateLimiter;
+  private readonly baseDomain: string;
+  private readonly tokens: ReviewCache<User, string>;
+  private readonly access: ReviewCache<true, object>;
   private readonly informers: {
     deployments: Informer<AppDeployment>;
     packages: Informer<DeploymentPackage>;
@@ -165,6 +190,34 @@ export class ServiceProxy {
       connections: 16,
     });
     this.limiter = new RateLimiter(options.rate ?? 50, options.burst ?? 100);
+    this.clientLimiter = new RateLimiter(options.clientRate ?? 20, options.clientBurst ?? 40);
+    this.baseDomain = parseBaseDomain(options.baseDomain);
+    const caches = {
+      ttlMs: options.cacheMs ?? 10_000,
+      negativeTtlMs: options.negativeCacheMs ?? 3_000,
+      max: options.cacheEntries ?? 10_000,
+      negativeMax: options.cacheEntries ?? 10_000,
+    };
+    this.tokens = new ReviewCache<User, string>({
+      ...caches,
+      review: async (token) => {
+        const review = await m.create<
+          KubeObject & { status?: { authenticated?: boolean; user?: ReviewedUser; error?: string } }
+        >(tokenReviews, { metadata: {}, spec: { token } } as KubeObject);
+        const user = review.status?.authenticated ? review.status.user : undefined;
+        return user ? { ...user, key: userKey(user) } : undefined;
+      },
+    });
+    this.access = new ReviewCache<true, object>({
+      ...caches,
+      review: async (spec) => {
+        const review = await m.create<KubeObject & { status?: { allowed?: boolean } }>(accessReviews, {
+          metadata: {},
+          spec,
+        } as KubeObject);
+        return review.status?.allowed === true ? true : undefined;
+      },
+    });
   }
 
   get port(): number {
@@ -224,77 +277,42 @@ export class ServiceProxy {
 
   // ---- the steps -------------------------------------------------------------------
 
-  /**
-   * `load()` once per `key` and `cacheMs`: concurrent callers share the call in flight.
-   * For up to twice `cacheMs` more, the last answer is still served while one call
-   * refreshes it in the background — so under load an expiring entry never holds
-   * requests up. A failed load is not kept.
-   */
-  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
-    const hit = this.cache.get(key);
-    const ttl = this.options.cacheMs ?? 10_000;
-    const age = hit ? Date.now() - hit.at : Infinity;
-    if (hit && (age < ttl || !hit.settled)) return hit.value as Promise<T>;
-    if (hit && age < 3 * ttl) {
-      // Stale but recent: answer with it, and refresh it once for everyone.
-      if (!hit.refreshing) {
-        hit.refreshing = true;
-        load().then(
-          (v) => {
-            this.cache.set(key, {
-              at: Date.now(),
-              value: Promise.resolve(v),
-              settled: true,
-              refreshing: false,
-            });
-          },
-          () => {
-            hit.refreshing = false;
-          },
-        );
-      }
-      return hit.value as Promise<T>;
-    }
-    const value = load();
-    if (this.cache.size > 10_000) this.cache.clear();
-    const entry = { at: Date.now(), value, settled: false, refreshing: false };
-    this.cache.set(key, entry);
-    value.then(
-      () => {
-        entry.settled = true;
-      },
-      () => {
-        if (this.cache.get(key) === entry) this.cache.delete(key);
-      },
-    );
-    return value;
-  }
-
-  private tokenOf(req: IncomingMessage): string | undefined {
+  /** The caller's token, and whether it came from the session cookie. */
+  private tokenOf(req: IncomingMessage): { token?: string; cookie: boolean } {
     const auth = req.headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-      return m?.[1];
+      return { ...(m?.[1] ? { token: m[1] } : {}), cookie: false };
     }
     for (const part of (req.headers.cookie ?? "").split(";")) {
       const [k, ...v] = part.trim().split("=");
-      if (k === sessionCookie) return decodeURIComponent(v.join("="));
+      if (k === sessionCookie) {
+        try {
+          return { token: decodeURIComponent(v.join("=")), cookie: true };
+        } catch {
+          return { cookie: true };
+        }
+      }
     }
-    return undefined;
+    return { cookie: false };
   }
 
-  private async authenticate(token: string | undefined): Promise<User> {
+  /**
+   * The user of `token`. A token the caches do not know costs a TokenReview: it takes a
+   * token from the bucket of `client` (the socket's address) first.
+   */
+  private async authenticate(token: string | undefined, client: string): Promise<User> {
     if (!token)
       throw new Denied(401, "a bearer token is required (Authorization: Bearer …, or log in at /_login)", {
         "www-authenticate": 'Bearer realm="outpost"',
       });
-    const key = `tr:${createHash("sha256").update(token).digest("hex")}`;
-    const user = await this.cached(key, async () => {
-      const review = await this.options.management.create<
-        KubeObject & { status?: { authenticated?: boolean; user?: User; error?: string } }
-      >(tokenReviews, { metadata: {}, spec: { token } } as KubeObject);
-      return review.status?.authenticated ? (review.status.user ?? null) : null;
-    });
+    const key = tokenKey(token);
+    if (!this.tokens.known(key) && !this.clientLimiter.take(client)) {
+      throw new Denied(429, "too many new tokens from this address", {
+        "retry-after": String(Math.max(1, this.clientLimiter.retryAfter(client))),
+      });
+    }
+    const user = await this.tokens.get(key, token);
     if (!user)
       throw new Denied(401, "the token is not valid", {
         "www-authenticate": 'Bearer realm="outpost", error="invalid_token"',
@@ -302,40 +320,27 @@ export class ServiceProxy {
     return user;
   }
 
-  private async authorize(user: User, route: Route, deployment: string, verb: string): Promise<void> {
-    const key = `sar:${user.username}:${(user.groups ?? []).join(",")}:${route.project}:${deployment}:${verb}`;
-    const allowed = await this.cached(key, async () => {
-      const review = await this.options.management.create<KubeObject & { status?: { allowed?: boolean } }>(
-        accessReviews,
-        {
-          metadata: {},
-          spec: {
-            user: user.username,
-            uid: user.uid,
-            groups: user.groups,
-            extra: user.extra,
-            resourceAttributes: {
-              namespace: route.project,
-              verb,
-              group: "deploy.outpost.dev",
-              resource: "appdeployments",
-              subresource: "proxy",
-              name: deployment,
-            },
-          },
-        } as KubeObject,
-      );
-      return review.status?.allowed === true;
-    });
-    if (!allowed) {
-      throw new Denied(
-        403,
-        `${user.username} may not ${verb} appdeployments/proxy of ${deployment} in project ${route.project}`,
-      );
-    }
+  /** Whether `user` may `verb` appdeployments/proxy `deployment` of the route's project. */
+  private async allowed(user: User, route: Route, deployment: string, verb: string): Promise<boolean> {
+    const attributes = {
+      namespace: route.project,
+      verb,
+      group: "deploy.outpost.dev",
+      resource: "appdeployments",
+      subresource: "proxy",
+      name: deployment,
+    };
+    const spec = {
+      user: user.username,
+      uid: user.uid,
+      groups: user.groups,
+      extra: user.extra,
+      resourceAttributes: attributes,
+    };
+    return (await this.access.get(accessReviewKey(user.key, attributes), spec)) === true;
   }
 
-  private check(route: Route): { deployment: string } {
+  private check(route: Route): { deployment: string } | undefined {
     const ns = route.project;
     const exposure = exposingDeployment(route, {
       deployments: this.informers.deployments.cache.byNamespace(ns),
@@ -349,17 +354,11 @@ export class ServiceProxy {
         ),
       ],
     });
-    if (!exposure) {
-      throw new Denied(
-        404,
-        `no deployment of project ${route.project} exports service ${route.service}:${route.port} in namespace ${route.namespace} on cluster ${route.cluster}`,
-      );
-    }
     return exposure;
   }
 
-  /** Steps 1–5; returns the route and the user, or throws Denied. */
-  private async admit(req: IncomingMessage, verb: string): Promise<{ route: Route; user: User }> {
+  /** Step 1: the route of the request, on its own host; throws Denied otherwise. */
+  private routeOf(req: IncomingMessage, upgrade: boolean): Route {
     let route: Route;
     try {
       route = parseRoute(req.url ?? "/");
@@ -367,14 +366,64 @@ export class ServiceProxy {
       if (err instanceof RouteError) throw new Denied(err.status, err.message);
       throw err;
     }
-    const user = await this.authenticate(this.tokenOf(req));
+    const host = this.hostOf(req);
+    const label = routeLabel(route);
+    const own = `${label}.${this.baseDomain}${host.port ? `:${host.port}` : ""}`;
+    if (host.kind === "route" && host.label === label) return route;
+    if (host.kind === "base" && !upgrade && (req.method === "GET" || req.method === "HEAD")) {
+      const scheme = (this.options.secureCookie ?? true) ? "https" : "http";
+      throw new Denied(302, `this route is served at ${scheme}://${own}/`, {
+        location: `${scheme}://${own}${req.url ?? "/"}`,
+      });
+    }
+    throw new Denied(421, `this route is served on its own host, ${own}`);
+  }
+
+  private hostOf(req: IncomingMessage): NonNullable<ReturnType<typeof parseHost>> {
+    const hosts = req.headersDistinct.host ?? [];
+    const host = hosts.length === 1 ? parseHost(hosts[0], this.baseDomain) : undefined;
+    if (!host) throw new Denied(400, `the Host must be ${this.baseDomain} or a route's host under it`);
+    return host;
+  }
+
+  /** Steps 1–6; returns the route and the user, or throws Denied. */
+  private async admit(
+    req: IncomingMessage,
+    verb: string,
+    upgrade = false,
+  ): Promise<{ route: Route; user: User }> {
+    const route = this.routeOf(req, upgrade);
+    const { token, cookie } = this.tokenOf(req);
+    const user = await this.authenticate(token, req.socket.remoteAddress ?? "");
+    // Routes are other hosts of the same site: SameSite lets a page of one route send
+    // requests with the session cookie of another. Writes and WebSockets (which the
+    // same-origin policy does not protect) must come from the route's own origin.
+    if (cookie && (upgrade || verb !== "get")) {
+      const origin = req.headers.origin;
+      let from: string | undefined;
+      try {
+        from = origin === undefined ? undefined : new URL(origin).host;
+      } catch {
+        from = "";
+      }
+      if (from !== undefined && from !== (req.headers.host ?? "").toLowerCase()) {
+        throw new Denied(403, "a request with the session cookie from another origin");
+      }
+    }
     if (!this.limiter.take(user.username)) {
       throw new Denied(429, "too many requests", {
         "retry-after": String(this.limiter.retryAfter(user.username)),
       });
     }
-    const { deployment } = this.check(route);
-    await this.authorize(user, route, deployment, verb);
+    const exposure = this.check(route);
+    // Not exposed: the review is still made (and cached), so both answers cost the same.
+    const allowed = await this.allowed(user, route, exposure?.deployment ?? "", verb);
+    if (!exposure || !allowed) {
+      const reason = !exposure
+        ? "not exposed"
+        : `may not ${verb} appdeployments/proxy of ${exposure.deployment}`;
+      throw new Denied(404, noRoute, {}, { user: user.username, reason });
+    }
     return { route, user };
   }
 
@@ -389,6 +438,7 @@ export class ServiceProxy {
     const started = Date.now();
     let user: string | undefined;
     let status = 0;
+    let detail: Record<string, unknown> = {};
     try {
       if (req.url === "/_login") {
         await this.login(req, res);
@@ -405,8 +455,9 @@ export class ServiceProxy {
       status = await this.forward(req, res, admitted.route);
     } catch (err) {
       status = this.fail(res, err);
+      if (err instanceof Denied) detail = err.detail;
     } finally {
-      this.log(req, { user, status, ms: Date.now() - started });
+      this.log(req, { user, status, ms: Date.now() - started, ...detail });
     }
   }
 
@@ -439,15 +490,30 @@ export class ServiceProxy {
   /** POST /_login with a token (form field `token`, or Authorization): sets the session cookie. */
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "POST") throw new Denied(405, "POST a token to /_login", { allow: "POST" });
+    if (this.hostOf(req).kind !== "route") {
+      throw new Denied(400, "log in on the host of the route you open: the session is that host's only");
+    }
+    // A form another page posts would sign the browser in as someone else.
+    const origin = req.headers.origin;
+    if (
+      origin !== undefined &&
+      origin !== "null" &&
+      URL.parse(origin)?.host !== req.headers.host?.toLowerCase()
+    ) {
+      throw new Denied(403, "log in from the route's own origin");
+    }
     let body = "";
     for await (const chunk of req) {
       body += String(chunk);
       if (body.length > 16_384) throw new Denied(413, "the login body is too large");
     }
     const form = new URLSearchParams(body);
-    const token = form.get("token") ?? this.tokenOf(req);
-    const user = await this.authenticate(token ?? undefined);
+    const token = form.get("token") ?? this.tokenOf(req).token;
+    const user = await this.authenticate(token ?? undefined, req.socket.remoteAddress ?? "");
     const secure = this.options.secureCookie ?? true;
+    // Host-only (no Domain): each route's host gets a session of its own. Strict: no
+    // request another site starts carries it, so an edge application that changes state
+    // on a GET cannot be driven from elsewhere.
     res.writeHead(204, {
       "set-cookie": `${sessionCookie}=${encodeURIComponent(token ?? "")}; Path=/; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`,
       "cache-control": "no-store",
@@ -478,7 +544,7 @@ export class ServiceProxy {
         `cluster ${route.cluster} did not answer: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    res.writeHead(upstream.statusCode, responseHeaders(upstream.headers, route));
+    res.writeHead(upstream.statusCode, responseHeaders(upstream.headers, route, sessionCookie));
     res.flushHeaders();
     try {
       // A client that goes away ends the pipeline, which destroys the upstream body and
@@ -494,6 +560,7 @@ export class ServiceProxy {
     const started = Date.now();
     let user: string | undefined;
     let status = 101;
+    let detail: Record<string, unknown> = {};
     this.sockets.add(socket);
     socket.on("close", () => this.sockets.delete(socket));
     socket.on("error", () => socket.destroy());
@@ -501,7 +568,7 @@ export class ServiceProxy {
       if ((req.headers.upgrade ?? "").toLowerCase() !== "websocket") {
         throw new Denied(400, "only WebSocket upgrades are proxied");
       }
-      const admitted = await this.admit(req, "create");
+      const admitted = await this.admit(req, "create", true);
       user = admitted.user.username;
       const route = admitted.route;
       const edge = await this.edges.client(route.project, route.cluster);
@@ -516,7 +583,7 @@ export class ServiceProxy {
       } as Dispatcher.UpgradeOptions;
       const up = await dispatcher.upgrade(options);
       const lines = [`HTTP/1.1 101 Switching Protocols`];
-      const back = responseHeaders(up.headers, route);
+      const back = responseHeaders(up.headers, route, sessionCookie);
       for (const [k, v] of Object.entries(back)) for (const one of [v].flat()) lines.push(`${k}: ${one}`);
       lines.push("connection: Upgrade", "upgrade: websocket");
       socket.write(`${lines.join("\r\n")}\r\n\r\n`);
@@ -533,6 +600,7 @@ export class ServiceProxy {
       up.socket.on("error", end);
     } catch (err) {
       status = err instanceof Denied ? err.status : 502;
+      if (err instanceof Denied) detail = err.detail;
       const message = err instanceof Error ? err.message : String(err);
       const extra =
         err instanceof Denied
@@ -546,7 +614,7 @@ export class ServiceProxy {
         );
       }
     } finally {
-      this.log(req, { user, status, ms: Date.now() - started, websocket: true });
+      this.log(req, { user, status, ms: Date.now() - started, websocket: true, ...detail });
     }
   }
 }

@@ -225,6 +225,9 @@ async function main(): Promise<void> {
     join(repoRoot, "operators/proxy/main.ts"),
     `--kubeconfig=${mgmt}`,
     `--bind-address=127.0.0.1:${proxyPort}`,
+    // Browsers and curl resolve localhost and *.localhost to this machine: a route's own
+    // host is <label>.localhost, which a GET on localhost redirects to.
+    "--base-domain=localhost",
     "--insecure-cookie",
     `--argocd-namespace=${argo.namespace}`,
   ]);
@@ -263,7 +266,7 @@ async function main(): Promise<void> {
     argocd: { namespace: argo.namespace, version: argo.version },
     skupperCRDs: skupper.every((k) => k === "upstream") ? "upstream" : "stand-in",
     operatorMetrics: `http://127.0.0.1:${metricsPort}/metrics`,
-    proxy: `http://127.0.0.1:${proxyPort}`,
+    proxy: `http://localhost:${proxyPort}`,
     logDir,
   };
   writeState(dir, state);

@@ -147,6 +147,10 @@ wait_for_outpost() {
 install_outpost() {
   step "installing Outpost on $MGMT_CLUSTER (kubectl apply -k config/)"
   kmgmt apply -k "$REPO_ROOT/config"
+  # The service proxy serves each route on <label>.<base domain>: *.localhost resolves to
+  # this machine in browsers and curl, which reach the proxy through a port-forward.
+  kmgmt -n outpost-system create configmap outpost-service-proxy --from-literal=base-domain=localhost \
+    --dry-run=client -o yaml | kmgmt apply -f -
   kmgmt wait --for=condition=Established crd --all --timeout=120s
   # The image tag does not change when the image is rebuilt: restart to run the new one.
   kmgmt -n outpost-system rollout restart deployment

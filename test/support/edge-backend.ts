@@ -6,7 +6,8 @@
 // on this machine.
 //
 // Routes: /echo (method, path, headers and body back as JSON), /stream (two chunks 600 ms
-// apart), /redirect?to=… (302 there), /ws (WebSocket echo), anything else 200 "hello".
+// apart), /redirect?to=… (302 there), /set-cookie?c=…&c=… (each `c` sent as a Set-Cookie
+// header, as a hostile application would), /ws (WebSocket echo), anything else 200 "hello".
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
@@ -56,6 +57,11 @@ export async function startEdgeBackend(): Promise<EdgeBackend> {
       res.writeHead(200, { "content-type": "text/plain" });
       res.write("first\n");
       setTimeout(() => res.end("second\n"), 600);
+      return;
+    }
+    if (url.pathname.endsWith("/set-cookie")) {
+      res.writeHead(200, { "content-type": "text/plain", "set-cookie": url.searchParams.getAll("c") });
+      res.end("cookies");
       return;
     }
     if (url.pathname.endsWith("/redirect")) {
