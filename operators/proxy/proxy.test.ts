@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import { rewriteSetCookies } from "./cookies.ts";
 import { parseBaseDomain, parseHost, routeHost, routeLabel } from "./origin.ts";
 import { RateLimiter } from "./ratelimit.ts";
-import { accessReviewKey, canonicalJson, ReviewCache, userKey } from "./reviews.ts";
+import { canonicalJson } from "../catalog/digest.ts";
+import { accessReviewKey, ReviewCache, userKey } from "./reviews.ts";
 import {
   mapLocation,
   parseRoute,

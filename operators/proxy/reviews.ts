@@ -5,6 +5,7 @@
 // that fails (the API server is down) is not remembered.
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
+import { canonicalJson } from "../catalog/digest.ts";
 
 export interface ReviewCacheOptions<V, C> {
   /** The review: the positive answer, or undefined for a negative one. */
@@ -72,18 +73,6 @@ export class ReviewCache<V extends object | boolean, C> {
   get size(): { positive: number; negative: number } {
     return { positive: this.positive.size, negative: this.negative.size };
   }
-}
-
-/** JSON with object keys sorted at every level: one text for one value. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return value === undefined ? "null" : JSON.stringify(value);
 }
 
 export interface ReviewedUser {

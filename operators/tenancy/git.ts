@@ -61,11 +61,6 @@ export interface ProjectRepository {
   created?: string;
 }
 
-/** owner/name of the repository a project gets on a Git host (undefined: a branch of one repository). */
-export function projectRepositoryName(project: string, settings: GitSettings): string | undefined {
-  return settings.provider === "http" ? undefined : `${settings.organization}/${project}`;
-}
-
 /**
  * The project's repository: created on a Git host, or a branch of the one configured
  * repository. `beforeCreate(owner/name)` runs before the host creates it.

@@ -48,6 +48,7 @@ import {
   harborSettingsFrom,
   pullSecretData,
   robotFullName,
+  robotName,
   type HarborProvisioned,
   type HarborSettings,
 } from "./harbor-project.ts";
@@ -279,6 +280,16 @@ export class ProjectReconciler {
     });
   }
 
+  /**
+   * Before creating what `value` names: records it in `annotation` on the Project (true),
+   * unless it is recorded already (false).
+   */
+  private async recordIntent(project: Project, annotation: string, value: string): Promise<boolean> {
+    if (project.metadata.annotations?.[annotation] === value) return false;
+    await this.annotate(project, { [annotation]: value });
+    return true;
+  }
+
   /** Sets (null: removes) annotations of the Project, and keeps `project` up to date. */
   private async annotate(project: Project, annotations: Record<string, string | null>): Promise<void> {
     const patched = await this.manager.client.mergePatch<Project>(
@@ -406,10 +417,6 @@ export class ProjectReconciler {
       name,
     );
     const harbor = this.harborClient(settings);
-    const recorded = {
-      project: project.metadata.annotations?.[harborProjectAnnotation] === hp.name,
-      robot: project.metadata.annotations?.[harborRobotAnnotation] !== undefined,
-    };
     const intended = { project: false, robot: false };
     let result: HarborProvisioned;
     try {
@@ -418,12 +425,10 @@ export class ProjectReconciler {
         hp.name,
         (robot) => Buffer.from(existing?.data?.username ?? "", "base64").toString() === robot,
         async (what) => {
-          if (recorded[what]) return;
-          const value = what === "project" ? hp.name : robotFullName(hp.name);
-          await this.annotate(project, {
-            [what === "project" ? harborProjectAnnotation : harborRobotAnnotation]: value,
-          });
-          intended[what] = true;
+          intended[what] =
+            what === "project"
+              ? await this.recordIntent(project, harborProjectAnnotation, hp.name)
+              : await this.recordIntent(project, harborRobotAnnotation, robotFullName(hp.name));
         },
       );
     } catch (err) {
@@ -504,13 +509,10 @@ export class ProjectReconciler {
       return;
     }
     let repo: ProjectRepository;
-    const recorded = project.metadata.annotations?.[gitCreatedAnnotation];
     const intended = { repository: false };
     try {
       repo = await ensureProjectRepository(name, settings, async (repository) => {
-        if (recorded === repository) return;
-        await this.annotate(project, { [gitCreatedAnnotation]: repository });
-        intended.repository = true;
+        intended.repository = await this.recordIntent(project, gitCreatedAnnotation, repository);
       });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -608,7 +610,7 @@ export class ProjectReconciler {
             try {
               // A project it created goes with its robots; otherwise only its robot.
               if (harborProject) await deleteHarborProject(harbor, harborProject);
-              else if (harborRobot) await deleteHarborRobot(harbor, harborRobot);
+              else if (harborRobot) await deleteHarborRobot(harbor, harborRobot, harborProjectName(name));
             } finally {
               await harbor.close();
             }
@@ -676,12 +678,18 @@ async function listServed(
   }
 }
 
-/** Deletes the project's robot, recorded by name (or, in older records, by id). */
-async function deleteHarborRobot(harbor: HarborClient, recorded: string): Promise<void> {
-  if (/^\d+$/.test(recorded)) return harbor.deleteRobot(Number(recorded));
-  const [, project = "", name = ""] = /^robot\$(.+)\+(.+)$/.exec(recorded) ?? [];
-  const robot = project && name ? await harbor.findRobot(project, name) : undefined;
-  if (robot) await harbor.deleteRobot(robot.id);
+/** Deletes the project's robot in Harbor project `hp` (older records hold its id). */
+async function deleteHarborRobot(
+  harbor: HarborClient,
+  recorded: string,
+  hp: { name: string } | { problem: string },
+): Promise<void> {
+  const id = /^\d+$/.test(recorded)
+    ? Number(recorded)
+    : "name" in hp
+      ? (await harbor.findRobot(hp.name, robotName))?.id
+      : undefined;
+  if (id !== undefined) await harbor.deleteRobot(id);
 }
 
 export function registerProjects(manager: Manager, options: { systemNamespace?: string } = {}): void {

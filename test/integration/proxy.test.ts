@@ -64,18 +64,7 @@ async function user(namespace: string, name: string, role: string): Promise<stri
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: `outpost:project-${role}` },
     subjects: [{ kind: "ServiceAccount", name, namespace }],
   } as KubeObject);
-  const tr = await client.request<{ status: { token: string } }>(
-    "POST",
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-    {
-      body: {
-        apiVersion: "authentication.k8s.io/v1",
-        kind: "TokenRequest",
-        spec: { expirationSeconds: 3600 },
-      },
-    },
-  );
-  return tr.status.token;
+  return tokenOf(namespace, name);
 }
 
 const route = "/retail/store-1/shop/web-ui:80";

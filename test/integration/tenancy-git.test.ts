@@ -13,11 +13,11 @@ import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
-import { configSecret, gitCreatedAnnotation } from "../../operators/tenancy/project.ts";
+import { gitCreatedAnnotation } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { giteaSettings, startGitea, type Gitea } from "../support/gitea.ts";
-import { installOutpost } from "../support/install.ts";
+import { configureTenancy, installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
 import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
 
@@ -30,13 +30,7 @@ type SecretObject = KubeObject & { type?: string; data?: Record<string, string> 
 const text = (s: SecretObject | undefined, key: string): string =>
   Buffer.from(s?.data?.[key] ?? "", "base64").toString();
 
-async function configure(data: Record<string, string>): Promise<void> {
-  await client.apply(
-    secretsResource,
-    { metadata: { name: configSecret, namespace: "outpost-system" }, stringData: data } as KubeObject,
-    { fieldManager: "test" },
-  );
-}
+const configure = (data: Record<string, string>): Promise<void> => configureTenancy(client, data);
 
 describe("Project Git repository", () => {
   before(async () => {

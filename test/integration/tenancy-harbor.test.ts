@@ -14,11 +14,11 @@ import { getCondition } from "../../operators/runtime/conditions.ts";
 import type { Manager } from "../../operators/runtime/manager.ts";
 import { HarborClient } from "../../operators/tenancy/harbor.ts";
 import { registerTenancy } from "../../operators/tenancy/index.ts";
-import { configSecret, harborProjectAnnotation } from "../../operators/tenancy/project.ts";
+import { harborProjectAnnotation } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile } from "../controlplane/index.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
-import { startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
-import { installOutpost } from "../support/install.ts";
+import { harborSettings, startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
+import { configureTenancy, installOutpost } from "../support/install.ts";
 import { startOperator } from "../support/operator.ts";
 import { namespacesResource, secretsResource } from "../../operators/runtime/core.ts";
 
@@ -60,20 +60,7 @@ describe("Project Harbor project and robot", () => {
     installOutpost(controlPlane());
     client = new KubeClient(kubeConfigFromFile(controlPlane().management.kubeconfig));
     harbor = await startHarborFake();
-    await client.apply(
-      secretsResource,
-      {
-        metadata: { name: configSecret, namespace: "outpost-system" },
-        stringData: {
-          "harbor.url": harbor.url,
-          "harbor.username": harbor.username,
-          "harbor.password": harbor.password,
-          "harbor.registry": "harbor.example.com",
-          "harbor.timeout": "1s",
-        },
-      } as KubeObject,
-      { fieldManager: "test" },
-    );
+    await configureTenancy(client, { ...harborSettings(harbor), "harbor.timeout": "1s" });
     manager = await startTenancy();
   });
   after(async () => {

@@ -13,7 +13,7 @@ import type { Project } from "../../operators/api/project.generated.ts";
 import { ProjectResource } from "../../operators/api/resources.generated.ts";
 import { KubeClient, type KubeObject } from "../../operators/runtime/client.ts";
 import { getCondition } from "../../operators/runtime/conditions.ts";
-import { configSecret, roleBindingsResource } from "../../operators/tenancy/project.ts";
+import { roleBindingsResource } from "../../operators/tenancy/project.ts";
 import { kubeConfigFromFile, kubeconfigFor } from "../controlplane/index.ts";
 import { AppDeploymentResource } from "../../operators/api/resources.generated.ts";
 import { namespacesResource } from "../../operators/runtime/core.ts";
@@ -21,8 +21,8 @@ import { HttpTap } from "../support/http-tap.ts";
 import { eventually, useControlPlane } from "../support/controlplane.ts";
 import { OperatorProcess } from "../support/operator.ts";
 import { giteaSettings, startGitea, type Gitea } from "../support/gitea.ts";
-import { startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
-import { installOutpost } from "../support/install.ts";
+import { harborSettings, startHarborFake, type HarborFake } from "../support/harbor-fake.ts";
+import { configureTenancy, installOutpost } from "../support/install.ts";
 import { secretsResource } from "../../operators/runtime/core.ts";
 
 const controlPlane = useControlPlane();
@@ -37,20 +37,7 @@ describe("tenancy operator reliability", () => {
     installOutpost(controlPlane());
     client = new KubeClient(kubeConfigFromFile(controlPlane().management.kubeconfig));
     [harbor, gitea] = await Promise.all([startHarborFake(), startGitea()]);
-    await client.apply(
-      secretsResource,
-      {
-        metadata: { name: configSecret, namespace: "outpost-system" },
-        stringData: {
-          "harbor.url": harbor.url,
-          "harbor.username": harbor.username,
-          "harbor.password": harbor.password,
-          "harbor.registry": "harbor.example.com",
-          ...giteaSettings(gitea, "projects"),
-        },
-      } as KubeObject,
-      { fieldManager: "test" },
-    );
+    await configureTenancy(client, { ...harborSettings(harbor), ...giteaSettings(gitea, "projects") });
     operator = await OperatorProcess.create(controlPlane().management.kubeconfig, "tenancy");
     operator.start();
   });
@@ -139,20 +126,10 @@ describe("tenancy operator reliability", () => {
     const [harborTap, giteaTap] = await Promise.all([HttpTap.start(harbor.url), HttpTap.start(gitea.api)]);
     const api = new Octokit({ auth: gitea.token, baseUrl: gitea.api });
     try {
-      await client.apply(
-        secretsResource,
-        {
-          metadata: { name: configSecret, namespace: "outpost-system" },
-          stringData: {
-            "harbor.url": harborTap.url,
-            "harbor.username": harbor.username,
-            "harbor.password": harbor.password,
-            "harbor.registry": "harbor.example.com",
-            ...giteaSettings({ ...gitea, api: giteaTap.url }, "projects"),
-          },
-        } as KubeObject,
-        { fieldManager: "test" },
-      );
+      await configureTenancy(client, {
+        ...harborSettings(harbor, harborTap.url),
+        ...giteaSettings({ ...gitea, api: giteaTap.url }, "projects"),
+      });
       // Provisioning order: the Git repository, then the Harbor project, then its robot.
       const steps = [
         { name: "k-git", tap: giteaTap, method: "POST", path: "/api/v1/orgs/projects/repos" },

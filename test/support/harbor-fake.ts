@@ -48,6 +48,16 @@ export interface HarborFake {
   stop(): Promise<void>;
 }
 
+/** The tenancy operator's settings for `harbor`, reached at `url` (default: its own). */
+export function harborSettings(harbor: HarborFake, url = harbor.url): Record<string, string> {
+  return {
+    "harbor.url": url,
+    "harbor.username": harbor.username,
+    "harbor.password": harbor.password,
+    "harbor.registry": "harbor.example.com",
+  };
+}
+
 export async function startHarborFake(): Promise<HarborFake> {
   const username = "admin";
   const password = `Harbor${randomBytes(6).toString("hex")}`;
